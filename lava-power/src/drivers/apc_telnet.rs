@@ -1,0 +1,1 @@
+//! lava-power driver: apc_telnet (being written).

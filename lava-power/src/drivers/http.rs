@@ -1,0 +1,1 @@
+//! lava-power driver: http (being written).

@@ -1,0 +1,1 @@
+//! lava-power driver: modbus (being written).

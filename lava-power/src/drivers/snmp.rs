@@ -1,0 +1,1 @@
+//! lava-power driver: snmp (being written).

@@ -1,0 +1,1 @@
+//! lava-serial: device (being written).

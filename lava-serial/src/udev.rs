@@ -1,0 +1,1 @@
+//! lava-serial: udev (being written).

@@ -1,0 +1,1 @@
+//! lava-serial: watch (being written).
