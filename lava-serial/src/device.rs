@@ -1,1 +1,457 @@
-//! lava-serial: device (being written).
+//! An open serial device (a USB adapter's tty or, in tests and demos, a pty slave): opened once in
+//! raw mode, non-blocking on tokio's reactor, with the line controls the port owner needs (baud and
+//! format, BREAK, modem lines, purge).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+use lava_common::{FlowControl, Format, Parity, SerialSettings, StopBits};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::termios::{
+    self, BaudRate, ControlFlags, FlushArg, InputFlags, SetArg, SpecialCharacterIndices, Termios,
+};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// How much room a read makes in the caller's buffer: one USB packet train at full speed.
+const READ_CHUNK: usize = 4096;
+
+/// What went wrong with a serial device, with the path an admin needs to find it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot configure {}: {source}", path.display())]
+    Configure { path: PathBuf, source: io::Error },
+    #[error("{}: baud rate {baud} is not one the serial driver supports (use a standard rate, e.g. 115200, 921600, 1500000)", path.display())]
+    Baud { path: PathBuf, baud: u32 },
+    #[error("{}: {what} failed: {source}", path.display())]
+    Control {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+impl DeviceError {
+    /// The OS error underneath, when there is one (callers retry on EACCES/ENOENT after a udev event).
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            DeviceError::Open { source, .. }
+            | DeviceError::Configure { source, .. }
+            | DeviceError::Control { source, .. } => source.raw_os_error(),
+            DeviceError::Baud { .. } => None,
+        }
+    }
+}
+
+/// The modem input lines of a serial port, as TIOCMGET reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ModemStatus {
+    pub cts: bool,
+    pub dsr: bool,
+    pub ri: bool,
+    pub dcd: bool,
+}
+
+/// An open serial device, kept open for the life of the adapter: the port owner reads it
+/// continuously and writes clients' bytes to it. All methods take `&self`, so reads and writes can
+/// be awaited in the same `select!`.
+#[derive(Debug)]
+pub struct Device {
+    fd: AsyncFd<OwnedFd>,
+    path: PathBuf,
+}
+
+fn errno_io(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// Standard Linux rates and their termios constants (termios can only name these).
+const RATES: &[(u32, BaudRate)] = &[
+    (50, BaudRate::B50),
+    (75, BaudRate::B75),
+    (110, BaudRate::B110),
+    (134, BaudRate::B134),
+    (150, BaudRate::B150),
+    (200, BaudRate::B200),
+    (300, BaudRate::B300),
+    (600, BaudRate::B600),
+    (1200, BaudRate::B1200),
+    (1800, BaudRate::B1800),
+    (2400, BaudRate::B2400),
+    (4800, BaudRate::B4800),
+    (9600, BaudRate::B9600),
+    (19200, BaudRate::B19200),
+    (38400, BaudRate::B38400),
+    (57600, BaudRate::B57600),
+    (115_200, BaudRate::B115200),
+    (230_400, BaudRate::B230400),
+    (460_800, BaudRate::B460800),
+    (500_000, BaudRate::B500000),
+    (576_000, BaudRate::B576000),
+    (921_600, BaudRate::B921600),
+    (1_000_000, BaudRate::B1000000),
+    (1_152_000, BaudRate::B1152000),
+    (1_500_000, BaudRate::B1500000),
+    (2_000_000, BaudRate::B2000000),
+    (2_500_000, BaudRate::B2500000),
+    (3_000_000, BaudRate::B3000000),
+    (3_500_000, BaudRate::B3500000),
+    (4_000_000, BaudRate::B4000000),
+];
+
+/// The termios constant for a baud rate, if it is a standard one.
+pub fn baud_rate(baud: u32) -> Option<BaudRate> {
+    RATES.iter().find(|(n, _)| *n == baud).map(|(_, b)| *b)
+}
+
+fn baud_number(rate: BaudRate) -> u32 {
+    RATES
+        .iter()
+        .find(|(_, b)| *b == rate)
+        .map(|(n, _)| *n)
+        .unwrap_or(0)
+}
+
+/// Puts `settings` into a termios structure that is already raw.
+fn encode(t: &mut Termios, settings: &SerialSettings) -> Result<(), Errno> {
+    let rate = baud_rate(settings.baud).ok_or(Errno::EINVAL)?;
+    termios::cfsetspeed(t, rate)?;
+    let c = &mut t.control_flags;
+    c.remove(ControlFlags::CSIZE | ControlFlags::PARENB | ControlFlags::PARODD);
+    c.remove(ControlFlags::CMSPAR | ControlFlags::CSTOPB | ControlFlags::CRTSCTS);
+    c.insert(match settings.format.data_bits {
+        5 => ControlFlags::CS5,
+        6 => ControlFlags::CS6,
+        7 => ControlFlags::CS7,
+        _ => ControlFlags::CS8,
+    });
+    match settings.format.parity {
+        Parity::None => {}
+        Parity::Even => c.insert(ControlFlags::PARENB),
+        Parity::Odd => c.insert(ControlFlags::PARENB | ControlFlags::PARODD),
+        Parity::Mark => {
+            c.insert(ControlFlags::PARENB | ControlFlags::CMSPAR | ControlFlags::PARODD)
+        }
+        Parity::Space => c.insert(ControlFlags::PARENB | ControlFlags::CMSPAR),
+    }
+    // With 5 data bits, CSTOPB means 1.5 stop bits; with more it means 2.
+    if settings.format.stop_bits != StopBits::One {
+        c.insert(ControlFlags::CSTOPB);
+    }
+    // The line is ours: ignore carrier, enable the receiver, keep DTR up when the fd is closed.
+    c.insert(ControlFlags::CLOCAL | ControlFlags::CREAD);
+    c.remove(ControlFlags::HUPCL);
+    let i = &mut t.input_flags;
+    i.remove(InputFlags::IXON | InputFlags::IXOFF | InputFlags::IXANY);
+    match settings.flow {
+        FlowControl::None => {}
+        FlowControl::Hardware => t.control_flags.insert(ControlFlags::CRTSCTS),
+        FlowControl::Software => i.insert(InputFlags::IXON | InputFlags::IXOFF),
+    }
+    t.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+    t.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+    Ok(())
+}
+
+/// Reads the settings back out of a termios structure.
+fn decode(t: &Termios) -> SerialSettings {
+    let c = t.control_flags;
+    let data_bits = match c & ControlFlags::CSIZE {
+        x if x == ControlFlags::CS5 => 5,
+        x if x == ControlFlags::CS6 => 6,
+        x if x == ControlFlags::CS7 => 7,
+        _ => 8,
+    };
+    let parity = if !c.contains(ControlFlags::PARENB) {
+        Parity::None
+    } else {
+        match (
+            c.contains(ControlFlags::CMSPAR),
+            c.contains(ControlFlags::PARODD),
+        ) {
+            (false, false) => Parity::Even,
+            (false, true) => Parity::Odd,
+            (true, true) => Parity::Mark,
+            (true, false) => Parity::Space,
+        }
+    };
+    let stop_bits = match (c.contains(ControlFlags::CSTOPB), data_bits) {
+        (false, _) => StopBits::One,
+        (true, 5) => StopBits::OnePointFive,
+        (true, _) => StopBits::Two,
+    };
+    let flow = if c.contains(ControlFlags::CRTSCTS) {
+        FlowControl::Hardware
+    } else if t.input_flags.contains(InputFlags::IXON) {
+        FlowControl::Software
+    } else {
+        FlowControl::None
+    };
+    SerialSettings {
+        baud: baud_number(termios::cfgetospeed(t)),
+        format: Format {
+            data_bits,
+            parity,
+            stop_bits,
+        },
+        flow,
+    }
+}
+
+/// Registers an fd-owning object with the current tokio reactor. An error, not a panic, when
+/// called outside a runtime.
+pub(crate) fn register<T: AsRawFd>(inner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other("not inside a tokio runtime"));
+    }
+    register_unchecked(inner, interest)
+}
+
+#[allow(unsafe_code)]
+fn register_unchecked<T: AsRawFd>(inner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
+    // SAFETY: every `T` registered here (OwnedFd, the inotify wrapper, udev's monitor socket) owns
+    // its descriptor: it stays open, and `as_raw_fd()` returns the same one, until `T` is dropped,
+    // which happens only when the AsyncFd itself is dropped or unwrapped.
+    unsafe { AsyncFd::register_with_interest(inner, interest) }.map_err(io::Error::from)
+}
+
+/// Modem-control ioctls that take a pointer to an int (TIOCMGET/TIOCMBIS/TIOCMBIC).
+#[allow(unsafe_code)]
+fn ioctl_int(
+    fd: BorrowedFd<'_>,
+    request: libc::Ioctl,
+    value: &mut libc::c_int,
+) -> Result<(), Errno> {
+    // SAFETY: `fd` is an open descriptor borrowed for the duration of the call, and `value` is a
+    // live, exclusively borrowed c_int: exactly the `int *` argument these requests read or write.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request, value as *mut libc::c_int) };
+    Errno::result(r).map(drop)
+}
+
+/// Ioctls without an argument (TIOCSBRK/TIOCCBRK).
+#[allow(unsafe_code)]
+fn ioctl_none(fd: BorrowedFd<'_>, request: libc::Ioctl) -> Result<(), Errno> {
+    // SAFETY: `fd` is an open descriptor borrowed for the duration of the call; these requests
+    // take no argument, so the kernel reads no memory from us.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request) };
+    Errno::result(r).map(drop)
+}
+
+/// Whether a modem-control errno just means "this tty has no modem lines" (ptys).
+fn no_modem_lines(e: Errno) -> bool {
+    matches!(e, Errno::ENOTTY | Errno::EINVAL)
+}
+
+impl Device {
+    /// Opens a serial device for the life of its adapter: `O_RDWR|O_NOCTTY|O_NONBLOCK|O_CLOEXEC`,
+    /// raw mode, `settings` applied, HUPCL cleared (closing never drops DTR), DTR and RTS asserted
+    /// once. Modem ioctls a pty does not have are ignored (logged at debug). Must be called inside
+    /// a tokio runtime (the fd is registered with its reactor).
+    pub fn open(path: &Path, settings: &SerialSettings) -> Result<Device, DeviceError> {
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(path, flags, Mode::empty()).map_err(|e| DeviceError::Open {
+            path: path.to_owned(),
+            source: errno_io(e),
+        })?;
+        let configure = |e: Errno| DeviceError::Configure {
+            path: path.to_owned(),
+            source: errno_io(e),
+        };
+        let mut t = termios::tcgetattr(&fd).map_err(configure)?;
+        termios::cfmakeraw(&mut t);
+        if baud_rate(settings.baud).is_none() {
+            return Err(DeviceError::Baud {
+                path: path.to_owned(),
+                baud: settings.baud,
+            });
+        }
+        encode(&mut t, settings).map_err(configure)?;
+        termios::tcsetattr(&fd, SetArg::TCSANOW, &t).map_err(configure)?;
+        let fd = register(fd, Interest::READABLE | Interest::WRITABLE).map_err(|source| {
+            DeviceError::Open {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        let dev = Device {
+            fd,
+            path: path.to_owned(),
+        };
+        let mut lines = libc::TIOCM_DTR | libc::TIOCM_RTS;
+        match ioctl_int(dev.raw(), libc::TIOCMBIS, &mut lines) {
+            Ok(()) => {}
+            Err(e) if no_modem_lines(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "no modem lines to assert (pty?)");
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot assert DTR/RTS");
+            }
+        }
+        tracing::debug!(path = %path.display(), settings = %settings, "serial device open");
+        Ok(dev)
+    }
+
+    fn raw(&self) -> BorrowedFd<'_> {
+        self.fd.get_ref().as_fd()
+    }
+
+    fn control_err(&self, what: &'static str, e: Errno) -> DeviceError {
+        DeviceError::Control {
+            path: self.path.clone(),
+            what,
+            source: errno_io(e),
+        }
+    }
+
+    /// The path it was opened by (for logs and notices).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads what the device has now (waiting until it has something) and appends it to `buf`.
+    /// `Ok(0)` is end of file. EIO/ENXIO/ENODEV mean the adapter is gone and come back as `Err`,
+    /// like any other read error. Cancel-safe: nothing is consumed unless it is appended.
+    pub async fn read(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let start = buf.len();
+            buf.resize(start + READ_CHUNK, 0);
+            let res = guard
+                .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf[start..]).map_err(errno_io));
+            match res {
+                Ok(Ok(n)) => {
+                    buf.truncate(start + n);
+                    return Ok(n);
+                }
+                Ok(Err(e)) => {
+                    buf.truncate(start);
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(_would_block) => {
+                    buf.truncate(start);
+                    continue;
+                }
+            }
+        }
+    }
+
+    /// Writes all of `data`, waiting for the device to take it. A device that never drains (flow
+    /// control held off) makes this wait forever: the caller bounds it.
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(errno_io)) {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => data = &data[n..],
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes baud rate, format and flow control now (TCSANOW), as an RFC 2217 client asks.
+    pub fn apply(&self, settings: &SerialSettings) -> Result<(), DeviceError> {
+        if baud_rate(settings.baud).is_none() {
+            return Err(DeviceError::Baud {
+                path: self.path.clone(),
+                baud: settings.baud,
+            });
+        }
+        let configure = |e: Errno| DeviceError::Configure {
+            path: self.path.clone(),
+            source: errno_io(e),
+        };
+        let mut t = termios::tcgetattr(self.raw()).map_err(configure)?;
+        encode(&mut t, settings).map_err(configure)?;
+        termios::tcsetattr(self.raw(), SetArg::TCSANOW, &t).map_err(configure)
+    }
+
+    /// The settings the driver has now, read back from termios (standard rates only; a rate the
+    /// driver reports that termios cannot name reads as 0).
+    pub fn settings(&self) -> Result<SerialSettings, DeviceError> {
+        let t = termios::tcgetattr(self.raw()).map_err(|e| DeviceError::Configure {
+            path: self.path.clone(),
+            source: errno_io(e),
+        })?;
+        Ok(decode(&t))
+    }
+
+    /// Starts (`true`) or ends (`false`) a BREAK condition on the line (TIOCSBRK/TIOCCBRK), for
+    /// RFC 2217's SET-CONTROL break on/off. Returns the kernel's answer; a pty's driver has no
+    /// break operation and the kernel answers success without doing anything.
+    pub fn set_break(&self, on: bool) -> Result<(), DeviceError> {
+        let (req, what) = if on {
+            (libc::TIOCSBRK, "TIOCSBRK")
+        } else {
+            (libc::TIOCCBRK, "TIOCCBRK")
+        };
+        ioctl_none(self.raw(), req).map_err(|e| self.control_err(what, e))
+    }
+
+    /// Sends a BREAK of the kernel's default length (`tcsendbreak(fd, 0)`: 250 ms on Linux).
+    /// Blocks the calling thread for that long on a real UART. Returns the kernel's answer; on a
+    /// pty it succeeds at once and nothing reaches the master (a pty cannot carry a break).
+    pub fn send_break(&self) -> Result<(), DeviceError> {
+        termios::tcsendbreak(self.raw(), 0).map_err(|e| self.control_err("tcsendbreak", e))
+    }
+
+    fn modem_lines(
+        &self,
+        lines: libc::c_int,
+        on: bool,
+        what: &'static str,
+    ) -> Result<(), DeviceError> {
+        let mut lines = lines;
+        let req = if on { libc::TIOCMBIS } else { libc::TIOCMBIC };
+        ioctl_int(self.raw(), req, &mut lines).map_err(|e| self.control_err(what, e))
+    }
+
+    /// Raises or drops DTR (TIOCMBIS/TIOCMBIC), when a client asks explicitly. A pty has no modem
+    /// lines: the kernel's error comes back.
+    pub fn set_dtr(&self, on: bool) -> Result<(), DeviceError> {
+        self.modem_lines(libc::TIOCM_DTR, on, "set DTR")
+    }
+
+    /// Raises or drops RTS (TIOCMBIS/TIOCMBIC). A pty has no modem lines: the kernel's error
+    /// comes back.
+    pub fn set_rts(&self, on: bool) -> Result<(), DeviceError> {
+        self.modem_lines(libc::TIOCM_RTS, on, "set RTS")
+    }
+
+    /// The modem input lines (TIOCMGET), for RFC 2217's NOTIFY-MODEMSTATE. A pty has none: the
+    /// kernel's error comes back.
+    pub fn modem_status(&self) -> Result<ModemStatus, DeviceError> {
+        let mut bits: libc::c_int = 0;
+        ioctl_int(self.raw(), libc::TIOCMGET, &mut bits)
+            .map_err(|e| self.control_err("TIOCMGET", e))?;
+        Ok(ModemStatus {
+            cts: bits & libc::TIOCM_CTS != 0,
+            dsr: bits & libc::TIOCM_DSR != 0,
+            ri: bits & libc::TIOCM_RI != 0,
+            dcd: bits & libc::TIOCM_CD != 0,
+        })
+    }
+
+    /// Discards what the driver holds unread (`input`) and/or unsent (`output`) (tcflush), for
+    /// RFC 2217's PURGE-DATA.
+    pub fn purge(&self, input: bool, output: bool) -> Result<(), DeviceError> {
+        let arg = match (input, output) {
+            (true, true) => FlushArg::TCIOFLUSH,
+            (true, false) => FlushArg::TCIFLUSH,
+            (false, true) => FlushArg::TCOFLUSH,
+            (false, false) => return Ok(()),
+        };
+        termios::tcflush(self.raw(), arg).map_err(|e| self.control_err("tcflush", e))
+    }
+}
