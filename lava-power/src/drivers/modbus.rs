@@ -1,1 +1,11 @@
-//! lava-power driver: modbus (being written).
+//! The `modbus-tcp` PDU driver.
+
+/// Reads this driver's keys from a PDU config file.
+pub fn load(src: &lava_common::Source) -> Result<crate::config::Loaded, lava_common::ConfigError> {
+    Err(src.invalid(
+        None,
+        "driver",
+        "the modbus-tcp driver is not available yet",
+        None,
+    ))
+}
