@@ -315,7 +315,8 @@ impl Device {
     }
 
     /// Reads what the device has now (waiting until it has something) and appends it to `buf`.
-    /// `Ok(0)` is end of file. EIO/ENXIO/ENODEV mean the adapter is gone and come back as `Err`,
+    /// `Ok(0)` is end of file (what a pty slave reads once its master closed). EIO/ENXIO/ENODEV
+    /// (a USB adapter unplugged) mean the adapter is gone and come back as `Err`,
     /// like any other read error. Cancel-safe: nothing is consumed unless it is appended.
     pub async fn read(&self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {
@@ -453,5 +454,295 @@ impl Device {
             (false, false) => return Ok(()),
         };
         termios::tcflush(self.raw(), arg).map_err(|e| self.control_err("tcflush", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::pty::{openpty, OpenptyResult};
+    use std::fs::File;
+    use std::io::{Read, Write};
+
+    /// A pty pair: the test plays the board on `master`; `path` is the slave's node.
+    struct Pty {
+        master: File,
+        slave: OwnedFd,
+        path: PathBuf,
+    }
+
+    fn pty() -> Pty {
+        let OpenptyResult { master, slave } = openpty(None, None).expect("openpty");
+        let path = nix::unistd::ttyname(&slave).expect("ttyname");
+        Pty {
+            master: File::from(master),
+            slave,
+            path,
+        }
+    }
+
+    fn all_bytes() -> Vec<u8> {
+        (0..=255u8).collect()
+    }
+
+    async fn read_exactly(dev: &Device, n: usize) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        while buf.len() < n {
+            let got = tokio::time::timeout(std::time::Duration::from_secs(5), dev.read(&mut buf))
+                .await
+                .expect("device read timed out")
+                .expect("device read");
+            assert!(got > 0, "unexpected EOF");
+        }
+        buf.to_vec()
+    }
+
+    #[tokio::test]
+    async fn all_byte_values_pass_both_ways_in_raw_mode() {
+        let mut p = pty();
+        let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        assert_eq!(dev.path(), p.path);
+
+        // Board → device: every byte value, unchanged (no CR/NL mapping, no signals, no echo).
+        p.master.write_all(&all_bytes()).expect("write master");
+        assert_eq!(read_exactly(&dev, 256).await, all_bytes());
+
+        // Device → board.
+        dev.write_all(&all_bytes()).await.expect("write device");
+        let mut got = vec![0u8; 256];
+        p.master.read_exact(&mut got).expect("read master");
+        assert_eq!(got, all_bytes());
+    }
+
+    #[tokio::test]
+    async fn raw_mode_and_line_flags_are_set_at_open() {
+        let p = pty();
+        let _dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        let t = termios::tcgetattr(&p.slave).expect("tcgetattr");
+        assert!(t
+            .control_flags
+            .contains(ControlFlags::CLOCAL | ControlFlags::CREAD));
+        assert!(
+            !t.control_flags.contains(ControlFlags::HUPCL),
+            "HUPCL must be cleared"
+        );
+        assert!(!t.local_flags.contains(termios::LocalFlags::ICANON));
+        assert!(!t.local_flags.contains(termios::LocalFlags::ECHO));
+        assert!(!t.local_flags.contains(termios::LocalFlags::ISIG));
+        assert!(!t.output_flags.contains(termios::OutputFlags::OPOST));
+        assert!(!t.input_flags.contains(InputFlags::ICRNL));
+    }
+
+    #[tokio::test]
+    async fn applied_settings_show_on_the_pty_and_read_back() {
+        let p = pty();
+        let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        assert_eq!(dev.settings().expect("settings"), SerialSettings::default());
+
+        let cases = [
+            SerialSettings {
+                baud: 9600,
+                format: "7E1".parse().expect("format"),
+                flow: FlowControl::None,
+            },
+            SerialSettings {
+                baud: 1_500_000,
+                format: "8O2".parse().expect("format"),
+                flow: FlowControl::Hardware,
+            },
+            SerialSettings {
+                baud: 57600,
+                format: "8M1".parse().expect("format"),
+                flow: FlowControl::Software,
+            },
+            SerialSettings {
+                baud: 300,
+                format: "6S1".parse().expect("format"),
+                flow: FlowControl::None,
+            },
+        ];
+        for asked in cases {
+            dev.apply(&asked).expect("apply");
+            // The pty driver forces CS8 and clears PARENB on every termios change (drivers/tty/
+            // pty.c, pty_set_termios); baud, stop bits and flow control stay as asked. A UART
+            // driver keeps all of it.
+            let want = SerialSettings {
+                format: Format {
+                    data_bits: 8,
+                    parity: Parity::None,
+                    ..asked.format
+                },
+                ..asked
+            };
+            assert_eq!(dev.settings().expect("settings"), want);
+            // What anyone else sees: the slave's termios through another descriptor, and the
+            // master's view of it (a pty master reports its slave's termios).
+            let slave = termios::tcgetattr(&p.slave).expect("tcgetattr slave");
+            assert_eq!(decode(&slave), want);
+            let master = termios::tcgetattr(&p.master).expect("tcgetattr master");
+            assert_eq!(
+                termios::cfgetospeed(&master),
+                baud_rate(want.baud).expect("rate")
+            );
+            assert_eq!(decode(&master), want);
+        }
+    }
+
+    /// Data bits and parity round-trip through termios (a pty cannot show them, a UART does).
+    #[test]
+    fn every_format_round_trips_through_termios() {
+        let p = pty();
+        let mut t = termios::tcgetattr(&p.slave).expect("tcgetattr");
+        termios::cfmakeraw(&mut t);
+        for data in ["5", "6", "7", "8"] {
+            for parity in ["N", "E", "O", "M", "S"] {
+                for stop in ["1", "2"] {
+                    for flow in [
+                        FlowControl::None,
+                        FlowControl::Hardware,
+                        FlowControl::Software,
+                    ] {
+                        let mut format: Format =
+                            format!("{data}{parity}{stop}").parse().expect("format");
+                        if data == "5" && stop == "2" {
+                            format.stop_bits = StopBits::OnePointFive;
+                        }
+                        let want = SerialSettings {
+                            baud: 230_400,
+                            format,
+                            flow,
+                        };
+                        encode(&mut t, &want).expect("encode");
+                        assert_eq!(decode(&t), want);
+                    }
+                }
+            }
+        }
+        for (n, _) in RATES {
+            let s = SerialSettings {
+                baud: *n,
+                ..SerialSettings::default()
+            };
+            encode(&mut t, &s).expect("encode");
+            assert_eq!(decode(&t).baud, *n);
+        }
+    }
+
+    #[tokio::test]
+    async fn nonstandard_baud_is_refused_with_the_path() {
+        let p = pty();
+        let odd = SerialSettings {
+            baud: 123_456,
+            ..SerialSettings::default()
+        };
+        let err = Device::open(&p.path, &odd).expect_err("must refuse");
+        assert!(
+            matches!(err, DeviceError::Baud { baud: 123_456, .. }),
+            "{err}"
+        );
+        let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        assert!(matches!(dev.apply(&odd), Err(DeviceError::Baud { .. })));
+        assert_eq!(dev.settings().expect("settings").baud, 115_200);
+    }
+
+    #[tokio::test]
+    async fn missing_device_is_an_open_error_naming_it() {
+        let err = Device::open(
+            Path::new("/dev/lava-no-such-tty"),
+            &SerialSettings::default(),
+        )
+        .expect_err("absent");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+        assert!(err.to_string().contains("/dev/lava-no-such-tty"), "{err}");
+    }
+
+    /// A pty's driver has no break operation: the kernel accepts TIOCSBRK, TIOCCBRK and
+    /// TCSBRK (tcsendbreak) on it and returns success without a break reaching the master.
+    /// On a real UART the same calls drive the line; either way the kernel's answer is returned.
+    #[tokio::test]
+    async fn break_ioctls_are_issued_and_the_kernel_answers() {
+        let mut p = pty();
+        let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        dev.set_break(true).expect("TIOCSBRK on a pty");
+        dev.set_break(false).expect("TIOCCBRK on a pty");
+        let t0 = std::time::Instant::now();
+        dev.send_break().expect("tcsendbreak on a pty");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_millis(200),
+            "no 250 ms wait on a pty"
+        );
+        // Nothing arrived on the master: a pty carries no break (and no NUL byte stands in for it).
+        dev.write_all(b"x").await.expect("write");
+        let mut got = [0u8; 1];
+        p.master.read_exact(&mut got).expect("read master");
+        assert_eq!(&got, b"x");
+    }
+
+    /// A pty has no modem lines: the kernel refuses TIOCMGET/TIOCMBIS and the error says which.
+    #[tokio::test]
+    async fn modem_lines_on_a_pty_give_the_kernels_answer() {
+        let p = pty();
+        let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        let err = dev.modem_status().expect_err("a pty has no modem lines");
+        assert!(
+            matches!(
+                err,
+                DeviceError::Control {
+                    what: "TIOCMGET",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTTY), "{err}");
+        assert!(dev.set_dtr(true).is_err());
+        assert!(dev.set_rts(false).is_err());
+    }
+
+    #[tokio::test]
+    async fn purge_input_discards_unread_bytes() {
+        let mut p = pty();
+        let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        p.master.write_all(b"stale").expect("write");
+        // Wait until the bytes are in the slave's input queue before purging.
+        let mut pending: libc::c_int = 0;
+        let ready = tokio::time::timeout(std::time::Duration::from_secs(5), dev.fd.readable());
+        ready
+            .await
+            .expect("bytes reach the slave")
+            .expect("readable")
+            .retain_ready();
+        for _ in 0..1000 {
+            ioctl_int(dev.raw(), libc::FIONREAD, &mut pending).expect("FIONREAD");
+            if pending == 5 {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert_eq!(pending, 5);
+        dev.purge(true, false).expect("purge");
+        ioctl_int(dev.raw(), libc::FIONREAD, &mut pending).expect("FIONREAD");
+        assert_eq!(pending, 0);
+        p.master.write_all(b"fresh").expect("write");
+        assert_eq!(read_exactly(&dev, 5).await, b"fresh");
+        dev.purge(false, true).expect("purge output");
+        dev.purge(true, true).expect("purge both");
+    }
+
+    /// Closing the master (the adapter unplugged) makes the slave read end of file (`Ok(0)` on
+    /// Linux; a vanished USB adapter reads EIO instead), which the port owner takes as "gone".
+    #[tokio::test]
+    async fn closing_the_master_ends_reads() {
+        let p = pty();
+        let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
+        drop(p.master);
+        let mut buf = BytesMut::new();
+        let res = tokio::time::timeout(std::time::Duration::from_secs(5), dev.read(&mut buf))
+            .await
+            .expect("read must end when the master closes");
+        match res {
+            Ok(0) => {}
+            other => panic!("a hung-up pty slave must read EOF, got {other:?}"),
+        }
     }
 }
