@@ -1,65 +1,524 @@
 //! Knowing when a board's device is there: inotify on a `--device` path's directories, or a udev
-//! monitor on the registry's adapter identity. Event-driven only: while idle the process sleeps.
+//! monitor on the registry's adapter identity. Event-driven only: while idle, nothing here wakes
+//! the process (no polling loop, no timer); the only timer is the short bounded retry in
+//! [`Watcher::open`] right after a device appeared.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 
-/// What identifies a board's device, whatever node the kernel gives it.
-#[derive(Debug, Clone)]
+use lava_common::SerialSettings;
+use nix::errno::Errno;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::device::{register, Device, DeviceError};
+
+/// Where udevd's control socket lives: present if and only if udevd runs on this machine.
+pub const UDEV_CONTROL: &str = "/run/udev/control";
+/// Where our udev rule links each known adapter (`/dev/lava/BOARD`), used to watch an adapter
+/// when no udevd runs (containers, CI).
+pub const LAVA_DEV_DIR: &str = "/dev/lava";
+
+/// How many times, at most, [`Watcher::open`] tries a node that just appeared but cannot be opened
+/// yet (udev still setting its permissions), and the first pause between tries (doubling: 5, 10,
+/// 20, 40 ms: 75 ms in all) before it waits for the next event instead.
+const OPEN_TRIES: u32 = 5;
+const OPEN_FIRST_PAUSE: Duration = Duration::from_millis(5);
+
+/// What identifies a board's device, whatever node the kernel gives it this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
-    /// `--device PATH`: the path itself (often a symlink).
+    /// `--device PATH`: the identity is the path (often a symlink: /dev/serial/by-id/...,
+    /// /dev/lava/BOARD, or a symlink to a pty in tests). Watched with inotify on every directory
+    /// of its symlink chain and of its final target; a directory that does not exist yet is
+    /// watched through its nearest existing ancestor, descending as it appears.
     Path(PathBuf),
-    /// `lava-serial BOARD`: the registry's adapter, matched on udev properties.
+    /// `lava-serial BOARD`: the registry's adapter, matched on the udev properties of `tty`
+    /// devices (`ID_SERIAL`/`ID_SERIAL_SHORT`/`ID_USB_INTERFACE_NUM` or `ID_PATH`) and watched
+    /// with a udev monitor. Where no udevd runs (`/run/udev/control` absent: containers, CI),
+    /// there is no udev database to match against, so it falls back to the path our udev rule
+    /// would create, `/dev/lava/BOARD`, watched as [`Identity::Path`].
     Adapter {
         board: String,
         adapter: lava_common::Adapter,
     },
 }
 
-/// Why watching failed.
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Path(p) => write!(f, "{}", p.display()),
+            Identity::Adapter { board, adapter } => write!(f, "{board} adapter ({adapter})"),
+        }
+    }
+}
+
+/// Why watching failed (the watcher itself; a device that is absent is not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("cannot watch {}: {source}", path.display())]
+    #[error("cannot watch {} with inotify: {source}", path.display())]
     Inotify {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("udev: {0}")]
-    Udev(std::io::Error),
+    #[error("cannot monitor udev for tty devices: {0}")]
+    Udev(#[source] std::io::Error),
+    #[error(transparent)]
+    Open(#[from] DeviceError),
 }
 
-/// Watches one identity.
+/// One device node as found at one moment: the node's path and which inode it was, so a node
+/// removed and created again under the same name (a re-plugged ttyUSB0) counts as a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    rdev: u64,
+}
+
+impl Node {
+    /// The node `path` leads to now (following symlinks), if any.
+    fn resolve(path: &Path) -> Option<Node> {
+        let real = std::fs::canonicalize(path).ok()?;
+        let meta = std::fs::metadata(&real).ok()?;
+        Some(Node {
+            path: real,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            rdev: meta.rdev(),
+        })
+    }
+}
+
+/// Watches one identity and says when its device node appears and vanishes.
 #[derive(Debug)]
 pub struct Watcher {
     identity: Identity,
+    source: Source,
+    /// The node last handed out (by `appeared` or `current`): `vanished` waits for it to go.
+    handed: Mutex<Option<Node>>,
+}
+
+#[derive(Debug)]
+enum Source {
+    Path(PathWatch),
+    Udev(UdevWatch),
 }
 
 impl Watcher {
-    /// Starts watching.
+    /// Starts watching `identity`. Must be called inside a tokio runtime.
     pub fn new(identity: Identity) -> Result<Watcher, WatchError> {
-        Ok(Watcher { identity })
+        Watcher::with_roots(identity, Path::new(UDEV_CONTROL), Path::new(LAVA_DEV_DIR))
     }
 
-    /// The device node to open now, if present.
-    pub fn current(&self) -> Option<PathBuf> {
-        match &self.identity {
-            Identity::Path(p) => std::fs::canonicalize(p).ok(),
-            Identity::Adapter { .. } => None,
+    /// [`Watcher::new`] with the udev control socket and the `/dev/lava` directory elsewhere
+    /// (tests).
+    fn with_roots(
+        identity: Identity,
+        control: &Path,
+        lava_dir: &Path,
+    ) -> Result<Watcher, WatchError> {
+        let source = match &identity {
+            Identity::Path(p) => Source::Path(PathWatch::new(p)?),
+            Identity::Adapter { board, adapter } => {
+                if control.exists() {
+                    Source::Udev(UdevWatch::new(adapter.clone())?)
+                } else {
+                    let path = lava_dir.join(board);
+                    tracing::info!(
+                        board = %board,
+                        path = %path.display(),
+                        "no udevd running ({} absent): watching the udev rule's link instead",
+                        control.display()
+                    );
+                    Source::Path(PathWatch::new(&path)?)
+                }
+            }
+        };
+        Ok(Watcher {
+            identity,
+            source,
+            handed: Mutex::new(None),
+        })
+    }
+
+    /// What is being watched.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    fn find(&self) -> Option<Node> {
+        match &self.source {
+            Source::Path(w) => Node::resolve(&w.path),
+            Source::Udev(w) => w.find(),
         }
     }
 
-    /// Waits until the identity appears and returns the node to open. Cancel-safe.
+    fn handed(&self) -> std::sync::MutexGuard<'_, Option<Node>> {
+        // A poisoned lock only means a panic elsewhere while holding a plain value: keep it.
+        self.handed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The device node to open now, if the identity is present: for a path, where it leads
+    /// (symlinks followed); for an adapter, the devnode of the matching tty.
+    pub fn current(&self) -> Option<PathBuf> {
+        let node = self.find()?;
+        let path = node.path.clone();
+        self.handed().get_or_insert(node);
+        Some(path)
+    }
+
+    /// Waits until the identity is present (at once if it is) and returns the node to open.
+    /// Cancel-safe: dropping it loses nothing, the next call looks at the state afresh.
     pub async fn appeared(&mut self) -> Result<PathBuf, WatchError> {
         loop {
-            if let Some(p) = self.current() {
-                return Ok(p);
+            self.rearm()?;
+            if let Some(node) = self.find() {
+                let path = node.path.clone();
+                *self.handed() = Some(node);
+                return Ok(path);
             }
-            std::future::pending::<()>().await;
+            self.next_event().await?;
         }
     }
 
-    /// Waits until the identity disappears. Cancel-safe.
+    /// Waits until the node last handed out is gone: removed, its symlink deleted or re-pointed
+    /// elsewhere, or (udev) the adapter removed. With nothing handed out yet, the node present at
+    /// the call is the one watched (and if none is, it returns at once). Cancel-safe.
     pub async fn vanished(&mut self) -> Result<(), WatchError> {
-        std::future::pending::<()>().await;
+        loop {
+            self.rearm()?;
+            let now = self.find();
+            {
+                let mut handed = self.handed();
+                let gone = match (&*handed, &now) {
+                    (Some(was), Some(now)) => was != now,
+                    (None, Some(now)) => {
+                        *handed = Some(now.clone());
+                        false
+                    }
+                    (_, None) => true,
+                };
+                if gone {
+                    *handed = None;
+                    return Ok(());
+                }
+            }
+            self.next_event().await?;
+        }
+    }
+
+    /// Waits until the identity is present and opens it, retrying briefly when the node exists
+    /// but cannot be opened yet (EACCES/EPERM/ENOENT/ENXIO right after a udev event: permissions
+    /// or the driver not ready): up to 5 tries within ~75 ms, then it waits for the next event
+    /// about the device (udev's chmod is one) and tries again. Other errors come back at once.
+    /// Cancel-safe.
+    pub async fn open(&mut self, settings: &SerialSettings) -> Result<Device, WatchError> {
+        loop {
+            let node = self.appeared().await?;
+            let mut pause = OPEN_FIRST_PAUSE;
+            let mut last = None;
+            for attempt in 1..=OPEN_TRIES {
+                match Device::open(&node, settings) {
+                    Ok(dev) => return Ok(dev),
+                    Err(e) if e.raw_os_error().is_some_and(not_ready_yet) => {
+                        tracing::debug!(node = %node.display(), attempt, error = %e, "device not ready yet");
+                        last = Some(e);
+                        if attempt < OPEN_TRIES {
+                            tokio::time::sleep(pause).await;
+                            pause *= 2;
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(e) = last {
+                tracing::warn!(
+                    identity = %self.identity,
+                    error = %e,
+                    "device present but cannot be opened; waiting for it to change"
+                );
+            }
+            self.rearm()?;
+            self.next_event().await?;
+        }
+    }
+
+    /// Makes sure the watches cover what the identity depends on now.
+    fn rearm(&mut self) -> Result<(), WatchError> {
+        match &mut self.source {
+            Source::Path(w) => w.rearm(),
+            Source::Udev(_) => Ok(()),
+        }
+    }
+
+    /// Waits for the next batch of events (their content does not matter: the state is looked
+    /// at afresh after each).
+    async fn next_event(&mut self) -> Result<(), WatchError> {
+        match &mut self.source {
+            Source::Path(w) => w.next_event().await,
+            Source::Udev(w) => w.next_event().await,
+        }
+    }
+}
+
+/// Errors from opening a node that just appeared that mean "not yet", not "never".
+fn not_ready_yet(errno: i32) -> bool {
+    matches!(
+        Errno::from_raw(errno),
+        Errno::EACCES | Errno::EPERM | Errno::ENOENT | Errno::ENXIO
+    )
+}
+
+/// nix's inotify handle, given the `AsRawFd` tokio's reactor needs.
+#[derive(Debug)]
+struct InotifyFd(Inotify);
+
+impl AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// A path identity watched through inotify on the directories its resolution goes through.
+#[derive(Debug)]
+struct PathWatch {
+    path: PathBuf,
+    fd: AsyncFd<InotifyFd>,
+    watches: HashMap<PathBuf, WatchDescriptor>,
+}
+
+/// Every event that can change where a name in a watched directory leads.
+fn dir_mask() -> AddWatchFlags {
+    AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_ATTRIB
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+        | AddWatchFlags::IN_ONLYDIR
+}
+
+/// `path` made absolute and with `.`/`..` folded lexically (symlinks are resolved separately,
+/// hop by hop).
+fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The nearest directory at or above `dir` that exists.
+fn existing_ancestor(dir: &Path) -> PathBuf {
+    let mut d = dir.to_owned();
+    while !d.is_dir() {
+        if !d.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    d
+}
+
+/// The directories whose entries decide where `path` leads: the parent of each hop of its
+/// symlink chain (a hop's directory itself may be a symlink: resolved through canonicalize) and
+/// of its final target, each replaced by its nearest existing ancestor while absent.
+fn dirs_to_watch(path: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut cur = absolute(path);
+    for _ in 0..40 {
+        let parent = cur
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let dir = std::fs::canonicalize(&parent).unwrap_or_else(|_| existing_ancestor(&parent));
+        if !dirs.contains(&dir) {
+            dirs.push(dir.clone());
+        }
+        match std::fs::read_link(&cur) {
+            Ok(target) => cur = absolute(&dir.join(target)),
+            Err(_) => break,
+        }
+    }
+    dirs
+}
+
+impl PathWatch {
+    fn new(path: &Path) -> Result<PathWatch, WatchError> {
+        let err = |source: std::io::Error| WatchError::Inotify {
+            path: path.to_owned(),
+            source,
+        };
+        let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(|e| err(e.into()))?;
+        let fd = register(InotifyFd(ino), Interest::READABLE).map_err(err)?;
+        let mut w = PathWatch {
+            path: path.to_owned(),
+            fd,
+            watches: HashMap::new(),
+        };
+        w.rearm()?;
+        Ok(w)
+    }
+
+    /// Adds watches for the directories the path depends on now, drops the others. Watches are
+    /// added before the state is looked at, so no change between the two is missed.
+    fn rearm(&mut self) -> Result<(), WatchError> {
+        // A directory may vanish between listing and watching it: list again (bounded).
+        for _ in 0..8 {
+            let want = dirs_to_watch(&self.path);
+            let mut raced = false;
+            for dir in &want {
+                if self.watches.contains_key(dir) {
+                    continue;
+                }
+                match self.fd.get_ref().0.add_watch(dir, dir_mask()) {
+                    Ok(wd) => {
+                        tracing::trace!(dir = %dir.display(), "watching");
+                        self.watches.insert(dir.clone(), wd);
+                    }
+                    Err(Errno::ENOENT | Errno::ENOTDIR) => raced = true,
+                    Err(e) => {
+                        return Err(WatchError::Inotify {
+                            path: dir.clone(),
+                            source: e.into(),
+                        })
+                    }
+                }
+            }
+            let stale: Vec<PathBuf> = self
+                .watches
+                .keys()
+                .filter(|d| !want.contains(d))
+                .cloned()
+                .collect();
+            for dir in stale {
+                if let Some(wd) = self.watches.remove(&dir) {
+                    // EINVAL: the kernel already dropped it (directory deleted).
+                    let _ = self.fd.get_ref().0.rm_watch(wd);
+                }
+            }
+            if !raced {
+                return Ok(());
+            }
+        }
         Ok(())
+    }
+
+    async fn next_event(&mut self) -> Result<(), WatchError> {
+        loop {
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(|source| WatchError::Inotify {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            match guard.try_io(|fd| fd.get_ref().0.read_events().map_err(std::io::Error::from)) {
+                Ok(Ok(events)) => {
+                    for ev in &events {
+                        if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
+                            // The kernel dropped this watch (its directory went): forget it so
+                            // rearm adds it again if the directory comes back.
+                            self.watches.retain(|_, wd| *wd != ev.wd);
+                        }
+                        tracing::trace!(mask = ?ev.mask, name = ?ev.name, "inotify event");
+                    }
+                    return Ok(());
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(Err(source)) => {
+                    return Err(WatchError::Inotify {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
+/// An adapter identity watched through a udev monitor on the `tty` subsystem.
+struct UdevWatch {
+    adapter: lava_common::Adapter,
+    socket: AsyncFd<udev::MonitorSocket>,
+}
+
+impl fmt::Debug for UdevWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdevWatch")
+            .field("adapter", &self.adapter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UdevWatch {
+    fn new(adapter: lava_common::Adapter) -> Result<UdevWatch, WatchError> {
+        let socket = udev::MonitorBuilder::new()
+            .and_then(|b| b.match_subsystem("tty"))
+            .and_then(|b| b.listen())
+            .map_err(WatchError::Udev)?;
+        let socket = register(socket, Interest::READABLE).map_err(WatchError::Udev)?;
+        Ok(UdevWatch { adapter, socket })
+    }
+
+    /// The matching tty in the udev database now.
+    fn find(&self) -> Option<Node> {
+        let found = crate::udev::find_tty(&self.adapter);
+        match found {
+            Ok(node) => node.and_then(|p| Node::resolve(&p)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot enumerate tty devices");
+                None
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<(), WatchError> {
+        loop {
+            let mut guard = self.socket.readable().await.map_err(WatchError::Udev)?;
+            let got = guard.try_io(|s| {
+                let mut n = 0usize;
+                for ev in s.get_ref().iter() {
+                    n += 1;
+                    tracing::trace!(
+                        event = ?ev.event_type(),
+                        syspath = %ev.syspath().display(),
+                        "udev event"
+                    );
+                }
+                if n == 0 {
+                    Err(std::io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
+                }
+            });
+            if let Ok(res) = got {
+                return res.map_err(WatchError::Udev);
+            }
+        }
     }
 }
