@@ -783,3 +783,680 @@ impl TelnetClient {
         self.t.him_enabled(BINARY)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `input` to a server, returns (data, reply, events).
+    fn srv(s: &mut TelnetServer, input: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<Event>) {
+        let (mut d, mut r, mut e) = (Vec::new(), Vec::new(), Vec::new());
+        s.receive(input, &mut d, &mut r, &mut e);
+        (d, r, e)
+    }
+
+    /// Feeds `input` to a client, returns (data, reply, replies).
+    fn cli(c: &mut TelnetClient, input: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<Reply>) {
+        let (mut d, mut r, mut rs) = (Vec::new(), Vec::new(), Vec::new());
+        c.receive_with_replies(input, &mut d, &mut r, &mut rs);
+        (d, r, rs)
+    }
+
+    /// Runs server and client against each other until neither has anything to say; returns
+    /// the number of messages exchanged (panics if they do not settle: a negotiation loop).
+    fn settle(s: &mut TelnetServer, c: &mut TelnetClient, mut to_client: Vec<u8>) -> usize {
+        let mut to_server = Vec::new();
+        for round in 0..20 {
+            if to_client.is_empty() && to_server.is_empty() {
+                return round;
+            }
+            let (d, r, _) = cli(c, &std::mem::take(&mut to_client));
+            assert!(d.is_empty(), "negotiation leaked into data: {d:?}");
+            to_server.extend(r);
+            let (d, r, e) = srv(s, &std::mem::take(&mut to_server));
+            assert!(d.is_empty() && e.is_empty());
+            to_client.extend(r);
+        }
+        panic!("negotiation does not settle");
+    }
+
+    /// A server and client after the greeting has been negotiated.
+    fn pair() -> (TelnetServer, TelnetClient) {
+        let mut s = TelnetServer::new();
+        let mut c = TelnetClient::new();
+        let mut g = Vec::new();
+        s.greeting(&mut g);
+        settle(&mut s, &mut c, g);
+        (s, c)
+    }
+
+    fn com_pair() -> (TelnetServer, TelnetClient) {
+        let (mut s, mut c) = pair();
+        let mut req = Vec::new();
+        c.request_com_port(&mut req);
+        let (_, r, _) = srv(&mut s, &req);
+        assert_eq!(r, [IAC, DO, COM_PORT, IAC, WILL, COM_PORT]);
+        let (_, r, _) = cli(&mut c, &r);
+        assert!(r.is_empty(), "client answered an answer: {r:?}");
+        assert!(s.com_port_enabled() && c.com_port_enabled());
+        (s, c)
+    }
+
+    #[test]
+    fn greeting_asks_for_character_mode_and_binary() {
+        let mut s = TelnetServer::new();
+        let mut g = Vec::new();
+        s.greeting(&mut g);
+        assert_eq!(
+            g,
+            [IAC, WILL, ECHO, IAC, WILL, SGA, IAC, DO, SGA, IAC, WILL, BINARY, IAC, DO, BINARY]
+        );
+        // Asking again while the answers are pending sends nothing.
+        let mut again = Vec::new();
+        s.greeting(&mut again);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn debian_telnet_answers_settle_without_replies() {
+        // What `telnet host port` answers to the greeting.
+        let mut s = TelnetServer::new();
+        s.greeting(&mut Vec::new());
+        let answers = [
+            IAC, DO, ECHO, IAC, DO, SGA, IAC, WILL, SGA, IAC, DO, BINARY, IAC, WILL, BINARY,
+        ];
+        let (d, r, e) = srv(&mut s, &answers);
+        assert!(d.is_empty() && r.is_empty() && e.is_empty(), "{r:?}");
+        assert!(s.server_binary() && s.client_binary());
+        assert!(!s.com_port_enabled());
+    }
+
+    #[test]
+    fn pyserial_open_sequence() {
+        // pyserial's rfc2217 client sends its requests without waiting for our greeting.
+        let mut s = TelnetServer::new();
+        let mut g = Vec::new();
+        s.greeting(&mut g);
+        let py = [
+            IAC, DO, ECHO, IAC, WILL, SGA, IAC, DO, SGA, IAC, DO, COM_PORT, IAC, WILL, COM_PORT,
+        ];
+        let (_, r, _) = srv(&mut s, &py);
+        assert_eq!(r, [IAC, WILL, COM_PORT, IAC, DO, COM_PORT]);
+        assert!(s.com_port_enabled());
+        // Its answers to our WILL BINARY / DO BINARY (it has them INACTIVE: it agrees).
+        let (_, r, _) = srv(&mut s, &[IAC, DO, BINARY, IAC, WILL, BINARY]);
+        assert!(r.is_empty());
+        // Then the port settings; each must come back as an event to answer.
+        let mut c = TelnetClient::new();
+        let mut cmds = Vec::new();
+        for e in [
+            Event::SetBaud(115_200),
+            Event::SetDataSize(8),
+            Event::SetParity(rfc2217::PARITY_NONE),
+            Event::SetStopSize(rfc2217::STOP_ONE),
+            Event::SetControl(rfc2217::CONTROL_FLOW_NONE),
+            Event::SetControl(rfc2217::CONTROL_DTR_ON),
+            Event::SetControl(rfc2217::CONTROL_RTS_ON),
+            Event::Purge(rfc2217::PURGE_RX),
+            Event::Purge(rfc2217::PURGE_TX),
+        ] {
+            c.encode_command(&e, &mut cmds);
+        }
+        // pyserial's exact bytes for SET-BAUDRATE 115200.
+        assert_eq!(
+            &cmds[..10],
+            [IAC, SB, COM_PORT, 1, 0x00, 0x01, 0xc2, 0x00, IAC, SE]
+        );
+        let (d, r, e) = srv(&mut s, &cmds);
+        assert!(d.is_empty() && r.is_empty());
+        assert_eq!(e.len(), 9);
+        assert_eq!(e[0], Event::SetBaud(115_200));
+        assert_eq!(e[8], Event::Purge(rfc2217::PURGE_TX));
+    }
+
+    #[test]
+    fn server_refuses_unknown_options_and_never_answers_answers() {
+        let mut s = TelnetServer::new();
+        for (input, want) in [
+            ([IAC, DO, 24], [IAC, WONT, 24]),       // TERMINAL-TYPE
+            ([IAC, WILL, 31], [IAC, DONT, 31]),     // NAWS
+            ([IAC, WILL, ECHO], [IAC, DONT, ECHO]), // the client must not echo
+            ([IAC, DO, 200], [IAC, WONT, 200]),
+            ([IAC, WILL, 255], [IAC, DONT, 255]),
+        ] {
+            let (_, r, _) = srv(&mut s, &input);
+            assert_eq!(r, want, "for {input:?}");
+        }
+        // Disabling what is already off is an answer: silence.
+        for input in [[IAC, DONT, 24], [IAC, WONT, 31], [IAC, WONT, ECHO]] {
+            let (_, r, _) = srv(&mut s, &input);
+            assert!(r.is_empty(), "for {input:?}");
+        }
+    }
+
+    #[test]
+    fn echo_option() {
+        let mut s = TelnetServer::new();
+        // Unsolicited DO ECHO: we agree once.
+        assert_eq!(srv(&mut s, &[IAC, DO, ECHO]).1, [IAC, WILL, ECHO]);
+        assert!(srv(&mut s, &[IAC, DO, ECHO]).1.is_empty());
+        // DONT ECHO: we confirm with WONT once.
+        assert_eq!(srv(&mut s, &[IAC, DONT, ECHO]).1, [IAC, WONT, ECHO]);
+        assert!(srv(&mut s, &[IAC, DONT, ECHO]).1.is_empty());
+        // Client side: accepts the server's WILL ECHO, refuses DO ECHO.
+        let mut c = TelnetClient::new();
+        assert_eq!(cli(&mut c, &[IAC, WILL, ECHO]).1, [IAC, DO, ECHO]);
+        assert!(c.server_echoes());
+        assert_eq!(cli(&mut c, &[IAC, DO, ECHO]).1, [IAC, WONT, ECHO]);
+        assert_eq!(cli(&mut c, &[IAC, WONT, ECHO]).1, [IAC, DONT, ECHO]);
+        assert!(!c.server_echoes());
+    }
+
+    #[test]
+    fn sga_option_both_ways() {
+        let mut s = TelnetServer::new();
+        assert_eq!(srv(&mut s, &[IAC, DO, SGA]).1, [IAC, WILL, SGA]);
+        assert_eq!(srv(&mut s, &[IAC, WILL, SGA]).1, [IAC, DO, SGA]);
+        let mut c = TelnetClient::new();
+        assert_eq!(cli(&mut c, &[IAC, DO, SGA]).1, [IAC, WILL, SGA]);
+        assert_eq!(cli(&mut c, &[IAC, WILL, SGA]).1, [IAC, DO, SGA]);
+        assert!(cli(&mut c, &[IAC, WILL, SGA]).1.is_empty());
+    }
+
+    #[test]
+    fn binary_is_per_direction() {
+        let mut s = TelnetServer::new();
+        s.greeting(&mut Vec::new());
+        // The client agrees to receive binary but not to send it.
+        srv(&mut s, &[IAC, DO, BINARY, IAC, WONT, BINARY]);
+        assert!(s.server_binary());
+        assert!(!s.client_binary());
+        let mut out = Vec::new();
+        s.encode_data(b"a\rb", &mut out);
+        assert_eq!(out, b"a\rb", "binary output: CR untouched");
+        // Client input in NVT mode: CR NUL is CR, CR LF stays.
+        let (d, _, _) = srv(&mut s, b"ls\r\0pwd\r\nx\r");
+        assert_eq!(d, b"ls\rpwd\r\nx\r");
+        let (d, _, _) = srv(&mut s, b"\0y");
+        assert_eq!(d, b"y", "NUL after a CR split across reads is dropped");
+        let (d, _, _) = srv(&mut s, b"\0z");
+        assert_eq!(d, b"\0z", "a NUL not after CR is data");
+        // Now the client sends binary: CR NUL is two data bytes.
+        srv(&mut s, &[IAC, WILL, BINARY]);
+        assert!(s.client_binary());
+        let (d, _, _) = srv(&mut s, b"\r\0");
+        assert_eq!(d, b"\r\0");
+    }
+
+    #[test]
+    fn nvt_output_escapes_bare_cr_only() {
+        let s = TelnetServer::new(); // nothing negotiated: NVT both ways
+        let mut out = Vec::new();
+        s.encode_data(b"a\r\nb\rc\r", &mut out);
+        assert_eq!(out, b"a\r\nb\r\0c\r\0");
+        let mut out = Vec::new();
+        s.encode_data(&[b'\r', IAC, b'\r', b'\r', b'\n'], &mut out);
+        assert_eq!(out, [b'\r', 0, IAC, IAC, b'\r', 0, b'\r', b'\n']);
+    }
+
+    #[test]
+    fn escape_iac_doubles_only_iac() {
+        let mut out = Vec::new();
+        escape_iac(&[1, IAC, b'\r', IAC, IAC], &mut out);
+        assert_eq!(out, [1, IAC, IAC, b'\r', IAC, IAC, IAC, IAC]);
+    }
+
+    #[test]
+    fn com_port_is_accepted_both_ways() {
+        let mut s = TelnetServer::new();
+        assert_eq!(srv(&mut s, &[IAC, WILL, COM_PORT]).1, [IAC, DO, COM_PORT]);
+        assert!(s.com_port_enabled());
+        let mut s = TelnetServer::new();
+        assert_eq!(srv(&mut s, &[IAC, DO, COM_PORT]).1, [IAC, WILL, COM_PORT]);
+        assert!(s.com_port_enabled());
+        // The client refuses COM-PORT until it asked for it.
+        let mut c = TelnetClient::new();
+        assert_eq!(cli(&mut c, &[IAC, WILL, COM_PORT]).1, [IAC, DONT, COM_PORT]);
+    }
+
+    #[test]
+    fn com_port_commands_are_ignored_until_negotiated() {
+        let mut s = TelnetServer::new();
+        let (d, _, e) = srv(&mut s, &[IAC, SB, COM_PORT, 2, 7, IAC, SE, b'x']);
+        assert!(e.is_empty());
+        assert_eq!(d, b"x");
+    }
+
+    fn all_events() -> Vec<Event> {
+        use rfc2217::*;
+        let mut v = vec![
+            Event::SetBaud(0),
+            Event::SetBaud(9600),
+            Event::SetBaud(115_200),
+            Event::SetBaud(u32::MAX), // every byte an IAC
+            Event::SetBaud(0x00ff_00ff),
+            Event::SetDataSize(0),
+            Event::SetDataSize(7),
+            Event::SetDataSize(8),
+            Event::Signature(Vec::new()),
+            Event::Signature(b"lava \xff board\xff".to_vec()),
+            Event::SetLineStateMask(0xff),
+            Event::SetModemStateMask(0x30),
+            Event::FlowSuspend,
+            Event::FlowResume,
+            Event::Purge(PURGE_RX),
+            Event::Purge(PURGE_TX),
+            Event::Purge(PURGE_BOTH),
+        ];
+        v.extend((0..=5).map(Event::SetParity));
+        v.extend((0..=3).map(Event::SetStopSize));
+        v.extend((0..=19).map(Event::SetControl));
+        v
+    }
+
+    #[test]
+    fn every_rfc2217_command_client_to_server() {
+        let (mut s, c) = com_pair();
+        for e in all_events() {
+            let mut wire = Vec::new();
+            c.encode_command(&e, &mut wire);
+            let (d, r, got) = srv(&mut s, &wire);
+            assert!(d.is_empty() && r.is_empty(), "{e:?}");
+            assert_eq!(got, [e.clone()], "wire {wire:?}");
+        }
+        let mut wire = Vec::new();
+        c.encode_command(&Event::Break, &mut wire);
+        assert_eq!(wire, [IAC, BRK]);
+        assert_eq!(srv(&mut s, &wire).2, [Event::Break]);
+    }
+
+    fn all_replies() -> Vec<Reply> {
+        vec![
+            Reply::Signature(Vec::new()),
+            Reply::Signature(b"lava-serial board-1 \xff".to_vec()),
+            Reply::Baud(115_200),
+            Reply::Baud(u32::MAX),
+            Reply::DataSize(8),
+            Reply::Parity(3),
+            Reply::StopSize(2),
+            Reply::Control(5),
+            Reply::Control(255),
+            Reply::Purge(3),
+            Reply::LineState(0x60),
+            Reply::ModemState(0xff),
+            Reply::LineStateMask(0),
+            Reply::ModemStateMask(255),
+            Reply::FlowSuspend,
+            Reply::FlowResume,
+        ]
+    }
+
+    #[test]
+    fn every_rfc2217_reply_server_to_client() {
+        let (s, mut c) = com_pair();
+        for rep in all_replies() {
+            let mut wire = Vec::new();
+            s.encode_reply(&rep, &mut wire);
+            assert_eq!(wire[..4], [IAC, SB, COM_PORT, wire[3]]);
+            assert!(wire[3] >= 100 && wire[3] <= 112);
+            let (d, r, got) = cli(&mut c, &wire);
+            assert!(d.is_empty() && r.is_empty());
+            assert_eq!(got, [rep.clone()], "wire {wire:?}");
+        }
+        // pyserial compares the answer's value bytes with what it sent: exact encoding.
+        let mut wire = Vec::new();
+        s.encode_reply(&Reply::Baud(115_200), &mut wire);
+        assert_eq!(wire, [IAC, SB, COM_PORT, 101, 0, 1, 0xc2, 0, IAC, SE]);
+        let mut wire = Vec::new();
+        s.encode_reply(&Reply::Control(8), &mut wire);
+        assert_eq!(wire, [IAC, SB, COM_PORT, 105, 8, IAC, SE]);
+    }
+
+    #[test]
+    fn malformed_com_port_commands_are_dropped() {
+        let (mut s, _) = com_pair();
+        for sub in [
+            &[IAC, SB, COM_PORT, IAC, SE][..],              // no code
+            &[IAC, SB, COM_PORT, 1, 0, 1, IAC, SE],         // short baud
+            &[IAC, SB, COM_PORT, 2, IAC, SE],               // no value
+            &[IAC, SB, COM_PORT, 99, 1, IAC, SE],           // unknown code
+            &[IAC, SB, COM_PORT, 101, 0, 0, 0, 1, IAC, SE], // a server answer
+            &[IAC, SB, 24, 1, IAC, SE],                     // another option
+            &[IAC, SB, IAC, SE],                            // empty
+        ] {
+            let (d, r, e) = srv(&mut s, sub);
+            assert!(d.is_empty() && r.is_empty() && e.is_empty(), "{sub:?}");
+        }
+        // Extra value bytes are tolerated.
+        assert_eq!(
+            srv(&mut s, &[IAC, SB, COM_PORT, 2, 8, 9, IAC, SE]).2,
+            [Event::SetDataSize(8)]
+        );
+    }
+
+    #[test]
+    fn oversized_subnegotiation_is_dropped_and_bounded() {
+        let (mut s, _) = com_pair();
+        let mut input = vec![IAC, SB, COM_PORT, 0];
+        input.extend(std::iter::repeat(b'A').take(10_000));
+        s.receive(&input, &mut Vec::new(), &mut Vec::new(), &mut Vec::new());
+        assert!(s.t.sb.capacity() <= 2 * MAX_SUBNEGOTIATION);
+        // Terminate it: dropped whole, the stream goes on.
+        let (d, _, e) = srv(&mut s, &[IAC, SE, b'o', b'k']);
+        assert!(e.is_empty());
+        assert_eq!(d, b"ok");
+        // A signature of exactly what fits is kept.
+        let mut input = vec![IAC, SB, COM_PORT, 0];
+        input.extend(std::iter::repeat(b'B').take(MAX_SUBNEGOTIATION - 2));
+        input.extend([IAC, SE]);
+        assert_eq!(
+            srv(&mut s, &input).2,
+            [Event::Signature(vec![b'B'; MAX_SUBNEGOTIATION - 2])]
+        );
+    }
+
+    #[test]
+    fn subnegotiation_ended_by_another_command() {
+        let (mut s, _) = com_pair();
+        let (d, _, e) = srv(&mut s, &[IAC, SB, COM_PORT, 2, 7, IAC, BRK, b'x']);
+        assert_eq!(e, [Event::SetDataSize(7), Event::Break]);
+        assert_eq!(d, b"x");
+    }
+
+    #[test]
+    fn other_commands() {
+        let mut s = TelnetServer::new();
+        let (d, r, e) = srv(
+            &mut s,
+            &[
+                b'a', IAC, NOP, b'b', IAC, DM, IAC, GA, IAC, IP, IAC, AO, IAC, EC, IAC, EL, IAC,
+                SE, b'c',
+            ],
+        );
+        assert_eq!(d, b"abc");
+        assert!(r.is_empty() && e.is_empty());
+        let (_, r, _) = srv(&mut s, &[IAC, AYT]);
+        assert_eq!(r, b"\r\n[yes]\r\n");
+        assert_eq!(
+            srv(&mut s, &[IAC, BRK, IAC, BRK]).2,
+            [Event::Break, Event::Break]
+        );
+    }
+
+    /// A stream mixing everything the server parses, and what it must make of it.
+    fn mixed_stream() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<Event>) {
+        let input = [
+            &b"he\r\0llo"[..],
+            &[IAC, IAC, IAC, DO, ECHO, IAC, WILL, COM_PORT, b'\r', b'\n'],
+            &[IAC, SB, COM_PORT, 1, 0, 0, IAC, IAC, IAC, IAC, IAC, SE],
+            &[
+                IAC, BRK, b'x', IAC, SB, COM_PORT, 0, b's', IAC, IAC, IAC, SE, b'\r',
+            ],
+            &[
+                IAC, DO, 24, 0xfe, IAC, SB, 99, 1, 2, 3, IAC, SE, b'!', b'\r', 0,
+            ],
+        ]
+        .concat();
+        let data = [
+            &b"he\rllo"[..],
+            &[IAC, b'\r', b'\n', b'x', b'\r', 0xfe, b'!', b'\r'],
+        ]
+        .concat();
+        let reply = vec![IAC, WILL, ECHO, IAC, DO, COM_PORT, IAC, WONT, 24];
+        let events = vec![
+            Event::SetBaud(0xffff),
+            Event::Break,
+            Event::Signature(vec![b's', IAC]),
+        ];
+        (input, data, reply, events)
+    }
+
+    #[test]
+    fn mixed_stream_whole() {
+        let (input, data, reply, events) = mixed_stream();
+        let mut s = TelnetServer::new();
+        assert_eq!(srv(&mut s, &input), (data, reply, events));
+    }
+
+    #[test]
+    fn sequences_split_at_every_position() {
+        let (input, data, reply, events) = mixed_stream();
+        for cut in 0..=input.len() {
+            let mut s = TelnetServer::new();
+            let (mut d, mut r, mut e) = srv(&mut s, &input[..cut]);
+            let (d2, r2, e2) = srv(&mut s, &input[cut..]);
+            d.extend(d2);
+            r.extend(r2);
+            e.extend(e2);
+            assert_eq!((&d, &r, &e), (&data, &reply, &events), "cut at {cut}");
+        }
+        // And byte by byte.
+        let mut s = TelnetServer::new();
+        let (mut d, mut r, mut e) = (Vec::new(), Vec::new(), Vec::new());
+        for b in &input {
+            s.receive(std::slice::from_ref(b), &mut d, &mut r, &mut e);
+        }
+        assert_eq!((d, r, e), (data, reply, events));
+    }
+
+    #[test]
+    fn client_splits_at_every_position() {
+        let s = TelnetServer::new();
+        let mut input = vec![IAC, WILL, ECHO, b'a', IAC, IAC];
+        s.encode_reply(&Reply::Baud(u32::MAX), &mut input);
+        input.extend([b'\r', 0, IAC, DO, 24, b'z']);
+        for cut in 0..=input.len() {
+            let mut c = TelnetClient::new();
+            c.request_com_port(&mut Vec::new());
+            let (mut d, mut r, mut rs) = cli(&mut c, &input[..cut]);
+            let (d2, r2, rs2) = cli(&mut c, &input[cut..]);
+            d.extend(d2);
+            r.extend(r2);
+            rs.extend(rs2);
+            assert_eq!(d, [b'a', IAC, b'\r', b'z'], "cut at {cut}");
+            assert_eq!(r, [IAC, DO, ECHO, IAC, WONT, 24]);
+            assert_eq!(rs, [Reply::Baud(u32::MAX)]);
+        }
+    }
+
+    fn all_bytes() -> Vec<u8> {
+        (0..=255u8)
+            .chain((0..=255u8).rev())
+            .chain([b'\r', 0, b'\r', b'\r', b'\n', b'\r'])
+            .collect()
+    }
+
+    #[test]
+    fn all_byte_values_round_trip_negotiated() {
+        let (mut s, mut c) = pair();
+        assert!(s.server_binary() && s.client_binary());
+        assert!(c.server_binary() && c.client_binary() && c.server_echoes());
+        let bytes = all_bytes();
+        let mut wire = Vec::new();
+        s.encode_data(&bytes, &mut wire);
+        assert_eq!(cli(&mut c, &wire), (bytes.clone(), vec![], vec![]));
+        let mut wire = Vec::new();
+        c.encode_data(&bytes, &mut wire);
+        assert_eq!(srv(&mut s, &wire), (bytes, vec![], vec![]));
+    }
+
+    #[test]
+    fn all_byte_values_round_trip_nvt() {
+        // Nothing negotiated: NVT both ways, CR NUL on the wire.
+        let mut s = TelnetServer::new();
+        let mut c = TelnetClient::new();
+        let bytes = all_bytes();
+        let mut wire = Vec::new();
+        s.encode_data(&bytes, &mut wire);
+        assert!(wire.windows(2).any(|w| w == [b'\r', 0]));
+        assert_eq!(cli(&mut c, &wire).0, bytes);
+        let mut wire = Vec::new();
+        c.encode_data(&bytes, &mut wire);
+        assert_eq!(srv(&mut s, &wire).0, bytes);
+    }
+
+    #[test]
+    fn negotiation_reaches_a_fixed_point() {
+        let mut s = TelnetServer::new();
+        let mut c = TelnetClient::new();
+        let mut g = Vec::new();
+        s.greeting(&mut g);
+        // Greeting, answers, done.
+        assert_eq!(settle(&mut s, &mut c, g), 1);
+        // Two servers greeting each other at once (every request crosses another) also settle.
+        let mut a = TelnetServer::new();
+        let mut b = TelnetServer::new();
+        let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
+        a.greeting(&mut to_b);
+        b.greeting(&mut to_a);
+        for round in 0.. {
+            assert!(round < 10, "servers loop");
+            if to_a.is_empty() && to_b.is_empty() {
+                break;
+            }
+            let ra = srv(&mut a, &std::mem::take(&mut to_a)).1;
+            let rb = srv(&mut b, &std::mem::take(&mut to_b)).1;
+            to_b = ra;
+            to_a = rb;
+        }
+        assert!(a.server_binary() && a.client_binary() && b.server_binary());
+    }
+
+    /// A peer that refuses every request: the refusals are answers, so the server says nothing
+    /// more and the options stay off.
+    #[test]
+    fn refusing_peer_gets_no_answer() {
+        let mut s = TelnetServer::new();
+        let mut g = Vec::new();
+        s.greeting(&mut g);
+        let refusals: Vec<u8> = g
+            .chunks(3)
+            .flat_map(|c| [IAC, if c[1] == WILL { DONT } else { WONT }, c[2]])
+            .collect();
+        let (d, r, e) = srv(&mut s, &refusals);
+        assert!(d.is_empty() && r.is_empty() && e.is_empty(), "{r:?}");
+        assert!(!s.server_binary() && !s.client_binary());
+        // A later change of mind is a new request and is answered once.
+        assert_eq!(srv(&mut s, &[IAC, DO, BINARY]).1, [IAC, WILL, BINARY]);
+        assert!(s.server_binary());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_input_never_panics_and_stays_bounded(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..12),
+            com in any::<bool>(),
+        ) {
+            let mut s = TelnetServer::new();
+            let mut c = TelnetClient::new();
+            s.greeting(&mut Vec::new());
+            if com {
+                srv(&mut s, &[IAC, WILL, COM_PORT]);
+                c.request_com_port(&mut Vec::new());
+            }
+            for chunk in &chunks {
+                let (d, r, e) = srv(&mut s, chunk);
+                prop_assert!(d.len() <= chunk.len());
+                prop_assert!(r.len() <= 3 * chunk.len() + 16);
+                prop_assert!(e.len() <= chunk.len());
+                prop_assert!(s.t.sb.len() <= MAX_SUBNEGOTIATION);
+                let (d, r, _) = cli(&mut c, chunk);
+                prop_assert!(d.len() <= chunk.len());
+                prop_assert!(r.len() <= 3 * chunk.len());
+                prop_assert!(c.t.sb.len() <= MAX_SUBNEGOTIATION);
+            }
+        }
+
+        /// Any mix of requests from both ends, crossing on the wire, settles with both ends
+        /// agreeing on every option; and a peer's command is answered at most once.
+        #[test]
+        fn negotiation_settles_and_agrees(
+            reqs in proptest::collection::vec(
+                (any::<bool>(), any::<bool>(), prop::sample::select(vec![BINARY, ECHO, SGA, COM_PORT, 24, 200])),
+                0..24,
+            ),
+            cmds in proptest::collection::vec(
+                (WILL..=DONT, prop::sample::select(vec![BINARY, ECHO, SGA, COM_PORT, 24, 200])),
+                0..24,
+            ),
+        ) {
+            // A fresh server answers a burst of commands with at most one answer each.
+            let input: Vec<u8> = cmds.iter().flat_map(|&(v, o)| [IAC, v, o]).collect();
+            let (_, r, _) = srv(&mut TelnetServer::new(), &input);
+            prop_assert!(r.len() <= input.len());
+
+            let mut s = TelnetServer::new();
+            let mut c = TelnetClient::new();
+            let (mut to_c, mut to_s) = (Vec::new(), Vec::new());
+            c.request_com_port(&mut to_s);
+            s.greeting(&mut to_c);
+            for (i, &(server_side, us, opt)) in reqs.iter().enumerate() {
+                if server_side {
+                    s.t.request(us, opt, &mut to_c);
+                } else {
+                    c.t.request(us, opt, &mut to_s);
+                }
+                // Deliver some of the time, so requests cross on the wire.
+                if i % 3 == 0 {
+                    srv(&mut s, &std::mem::take(&mut to_s)).1.into_iter().for_each(|b| to_c.push(b));
+                }
+            }
+            let (_, r, _) = srv(&mut s, &to_s);
+            to_c.extend(r);
+            settle(&mut s, &mut c, to_c);
+            for o in 0..=255usize {
+                prop_assert_eq!(s.t.us[o] == Q::Yes, c.t.him[o] == Q::Yes, "option {}", o);
+                prop_assert_eq!(s.t.him[o] == Q::Yes, c.t.us[o] == Q::Yes, "option {}", o);
+                prop_assert!(matches!(s.t.us[o], Q::Yes | Q::No) && matches!(c.t.us[o], Q::Yes | Q::No));
+                prop_assert!(matches!(s.t.him[o], Q::Yes | Q::No) && matches!(c.t.him[o], Q::Yes | Q::No));
+            }
+        }
+
+        #[test]
+        fn escaping_round_trips(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+            negotiated in any::<bool>(),
+        ) {
+            let (mut s, mut c) = if negotiated {
+                pair()
+            } else {
+                (TelnetServer::new(), TelnetClient::new())
+            };
+            // Encoding in chunks is what a server does with board reads.
+            let mut pieces: Vec<usize> = cuts.iter().map(|i| i.index(data.len() + 1)).collect();
+            pieces.sort_unstable();
+            let mut wire = Vec::new();
+            let mut from = 0;
+            for &to in pieces.iter().chain([data.len()].iter()) {
+                s.encode_data(&data[from..to], &mut wire);
+                from = to;
+            }
+            // ...and decoding in other chunks what a client gets from the socket.
+            let mut got = Vec::new();
+            for part in wire.chunks(97) {
+                let (d, r, rs) = cli(&mut c, part);
+                prop_assert!(r.is_empty() && rs.is_empty());
+                got.extend(d);
+            }
+            prop_assert_eq!(&got, &data);
+
+            let mut wire = Vec::new();
+            c.encode_data(&data, &mut wire);
+            let mut got = Vec::new();
+            for part in wire.chunks(61) {
+                let (d, r, e) = srv(&mut s, part);
+                prop_assert!(r.is_empty() && e.is_empty());
+                got.extend(d);
+            }
+            prop_assert_eq!(&got, &data);
+
+            let mut esc = Vec::new();
+            escape_iac(&data, &mut esc);
+            prop_assert_eq!(esc.len(), data.len() + data.iter().filter(|&&b| b == IAC).count());
+        }
+    }
+}
