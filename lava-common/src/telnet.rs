@@ -888,7 +888,7 @@ mod tests {
         let (_, r, _) = srv(&mut s, &[IAC, DO, BINARY, IAC, WILL, BINARY]);
         assert!(r.is_empty());
         // Then the port settings; each must come back as an event to answer.
-        let mut c = TelnetClient::new();
+        let c = TelnetClient::new();
         let mut cmds = Vec::new();
         for e in [
             Event::SetBaud(115_200),
@@ -1063,7 +1063,7 @@ mod tests {
             c.encode_command(&e, &mut wire);
             let (d, r, got) = srv(&mut s, &wire);
             assert!(d.is_empty() && r.is_empty(), "{e:?}");
-            assert_eq!(got, [e.clone()], "wire {wire:?}");
+            assert_eq!(got, std::slice::from_ref(&e), "wire {wire:?}");
         }
         let mut wire = Vec::new();
         c.encode_command(&Event::Break, &mut wire);
@@ -1102,7 +1102,7 @@ mod tests {
             assert!(wire[3] >= 100 && wire[3] <= 112);
             let (d, r, got) = cli(&mut c, &wire);
             assert!(d.is_empty() && r.is_empty());
-            assert_eq!(got, [rep.clone()], "wire {wire:?}");
+            assert_eq!(got, std::slice::from_ref(&rep), "wire {wire:?}");
         }
         // pyserial compares the answer's value bytes with what it sent: exact encoding.
         let mut wire = Vec::new();
