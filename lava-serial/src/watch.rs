@@ -81,6 +81,9 @@ struct Node {
     dev: u64,
     ino: u64,
     rdev: u64,
+    /// Birth time, where the filesystem keeps one: inode numbers are reused at once on
+    /// tmpfs/devtmpfs, so a node re-created under the same name may get the same number.
+    born: Option<std::time::SystemTime>,
 }
 
 impl Node {
@@ -93,6 +96,7 @@ impl Node {
             dev: meta.dev(),
             ino: meta.ino(),
             rdev: meta.rdev(),
+            born: meta.created().ok(),
         })
     }
 }
@@ -520,5 +524,285 @@ impl UdevWatch {
                 return res.map_err(WatchError::Udev);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::pty::openpty;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::fs::symlink;
+    use std::time::Instant;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// A pty pair whose slave plays the adapter's node.
+    struct Pty {
+        _master: OwnedFd,
+        _slave: OwnedFd,
+        path: PathBuf,
+    }
+
+    fn pty() -> Pty {
+        let p = openpty(None, None).expect("openpty");
+        let path = nix::unistd::ttyname(&p.slave).expect("ttyname");
+        Pty {
+            _master: p.master,
+            _slave: p.slave,
+            path,
+        }
+    }
+
+    /// `ln -sfn target link`: a new link renamed over the old one (IN_MOVED_TO).
+    fn repoint_by_rename(target: &Path, link: &Path) {
+        let tmp = link.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        symlink(target, &tmp).expect("symlink");
+        std::fs::rename(&tmp, link).expect("rename");
+    }
+
+    async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(WAIT, f)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no event within {WAIT:?}"))
+    }
+
+    #[tokio::test]
+    async fn appears_vanishes_and_reappears_as_another_pty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("board");
+        let mut w = Watcher::new(Identity::Path(link.clone())).expect("watcher");
+        assert_eq!(w.current(), None);
+
+        let first = pty();
+        let appeared = {
+            let link = link.clone();
+            let target = first.path.clone();
+            let t = std::thread::spawn(move || symlink(target, link).expect("symlink"));
+            let got = within("appeared", w.appeared()).await.expect("appeared");
+            t.join().expect("thread");
+            got
+        };
+        assert_eq!(appeared, first.path);
+        assert_eq!(w.current(), Some(first.path.clone()));
+
+        // Unplugged: the link is removed while the pty stays open (no read error to see).
+        std::fs::remove_file(&link).expect("unlink");
+        within("vanished after unlink", w.vanished())
+            .await
+            .expect("vanished");
+        assert_eq!(w.current(), None);
+
+        // Back under the same identity as another pty: reopened quickly.
+        let second = pty();
+        let t0 = Instant::now();
+        symlink(&second.path, &link).expect("symlink");
+        let again = within("reappeared", w.appeared()).await.expect("appeared");
+        assert_eq!(again, second.path);
+        assert!(
+            t0.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t0.elapsed()
+        );
+        let dev = w.open(&SerialSettings::default()).await.expect("open");
+        assert_eq!(dev.path(), second.path);
+    }
+
+    #[tokio::test]
+    async fn repointing_the_link_counts_as_vanished_both_ways() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("board");
+        let (a, b, c) = (pty(), pty(), pty());
+        symlink(&a.path, &link).expect("symlink");
+        let mut w = Watcher::new(Identity::Path(link.clone())).expect("watcher");
+        assert_eq!(
+            within("present", w.appeared()).await.expect("appeared"),
+            a.path
+        );
+
+        // `ln -sfn` style: rename over (IN_MOVED_TO).
+        repoint_by_rename(&b.path, &link);
+        within("vanished after rename", w.vanished())
+            .await
+            .expect("vanished");
+        assert_eq!(within("new", w.appeared()).await.expect("appeared"), b.path);
+
+        // unlink + symlink.
+        std::fs::remove_file(&link).expect("unlink");
+        symlink(&c.path, &link).expect("symlink");
+        within("vanished after relink", w.vanished())
+            .await
+            .expect("vanished");
+        assert_eq!(within("new", w.appeared()).await.expect("appeared"), c.path);
+
+        // Re-creating the link to the same node is not a change: vanished keeps waiting.
+        repoint_by_rename(&c.path, &link);
+        let still = tokio::time::timeout(Duration::from_millis(100), w.vanished()).await;
+        assert!(still.is_err(), "same node must not count as vanished");
+    }
+
+    #[tokio::test]
+    async fn directories_created_late_are_descended_into() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("dev/lava/board");
+        let p = pty();
+        let mut w = Watcher::new(Identity::Path(link.clone())).expect("watcher");
+        let maker = {
+            let link = link.clone();
+            let target = p.path.clone();
+            std::thread::spawn(move || {
+                std::fs::create_dir(link.parent().and_then(Path::parent).expect("dev"))
+                    .expect("mkdir");
+                std::fs::create_dir(link.parent().expect("lava")).expect("mkdir");
+                symlink(target, &link).expect("symlink");
+            })
+        };
+        let got = within("appeared through new dirs", w.appeared())
+            .await
+            .expect("appeared");
+        maker.join().expect("thread");
+        assert_eq!(got, p.path);
+
+        // The whole directory going away is a vanish too.
+        std::fs::remove_dir_all(dir.path().join("dev")).expect("rm -r");
+        within("vanished with its directory", w.vanished())
+            .await
+            .expect("vanished");
+    }
+
+    /// A chain of links into another directory: the final node appearing and going are seen.
+    #[tokio::test]
+    async fn a_dangling_chain_appears_when_its_target_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("by-id")).expect("mkdir");
+        std::fs::create_dir(dir.path().join("nodes")).expect("mkdir");
+        let link = dir.path().join("lava-board");
+        symlink("by-id/usb-FTDI-A601", &link).expect("symlink");
+        symlink("../nodes/ttyUSB3", dir.path().join("by-id/usb-FTDI-A601")).expect("symlink");
+        let mut w = Watcher::new(Identity::Path(link.clone())).expect("watcher");
+        assert_eq!(w.current(), None);
+        let node = dir.path().join("nodes/ttyUSB3");
+        std::fs::write(&node, b"").expect("create node");
+        let got = within("target created", w.appeared())
+            .await
+            .expect("appeared");
+        assert_eq!(got, std::fs::canonicalize(&node).expect("canonical"));
+        std::fs::remove_file(&node).expect("remove node");
+        within("target removed", w.vanished())
+            .await
+            .expect("vanished");
+        // Same name, new inode: a re-plugged ttyUSB3 is a new appearance, not the old one.
+        std::fs::write(&node, b"").expect("create node");
+        within("target back", w.appeared()).await.expect("appeared");
+        std::fs::remove_file(&node).expect("remove");
+        std::fs::write(&node, b"").expect("create again");
+        within("replaced node", w.vanished())
+            .await
+            .expect("vanished");
+    }
+
+    /// Cancelling `appeared` (as `select!` does) loses nothing.
+    #[tokio::test]
+    async fn appeared_is_cancel_safe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("board");
+        let p = pty();
+        let mut w = Watcher::new(Identity::Path(link.clone())).expect("watcher");
+        for _ in 0..3 {
+            tokio::select! {
+                _ = w.appeared() => panic!("nothing there yet"),
+                _ = tokio::task::yield_now() => {}
+            }
+        }
+        symlink(&p.path, &link).expect("symlink");
+        // The event was queued while no one waited; the cancelled futures did not eat the state.
+        tokio::select! {
+            biased;
+            _ = tokio::task::yield_now() => {}
+            _ = w.appeared() => {}
+        }
+        assert_eq!(
+            within("appeared", w.appeared()).await.expect("appeared"),
+            p.path
+        );
+    }
+
+    /// Without udevd, an adapter identity is watched as the udev rule's `/dev/lava/BOARD` link.
+    #[tokio::test]
+    async fn adapter_identity_without_udevd_watches_the_lava_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lava = dir.path().join("lava");
+        let identity = Identity::Adapter {
+            board: "panda01".to_owned(),
+            adapter: lava_common::Adapter::Serial {
+                serial: "A601EGHT".to_owned(),
+                interface: None,
+            },
+        };
+        let mut w = Watcher::with_roots(identity, &dir.path().join("no-udev-control"), &lava)
+            .expect("watcher");
+        assert_eq!(w.current(), None);
+        let p = pty();
+        std::fs::create_dir(&lava).expect("mkdir");
+        symlink(&p.path, lava.join("panda01")).expect("symlink");
+        assert_eq!(
+            within("appeared", w.appeared()).await.expect("appeared"),
+            p.path
+        );
+        assert!(w.identity().to_string().contains("panda01"));
+    }
+
+    #[test]
+    fn only_transient_open_errors_are_retried() {
+        for e in [libc::EACCES, libc::EPERM, libc::ENOENT, libc::ENXIO] {
+            assert!(not_ready_yet(e));
+        }
+        for e in [libc::EIO, libc::EBUSY, libc::ENOTTY, libc::EINVAL] {
+            assert!(!not_ready_yet(e));
+        }
+    }
+
+    fn voluntary_switches() -> u64 {
+        let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("voluntary_ctxt_switches")
+    }
+
+    /// While the device is absent, waiting costs no wakeups: the runtime thread sleeps in
+    /// epoll_wait until the link appears 1 s later (a 10 ms polling loop would switch ~100
+    /// times).
+    #[test]
+    fn waiting_for_an_absent_device_does_not_wake_the_thread() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("board");
+        let p = pty();
+        let target = p.path.clone();
+        let creator = {
+            let link = link.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(1));
+                symlink(target, link).expect("symlink");
+            })
+        };
+        let before = voluntary_switches();
+        let got = rt.block_on(async {
+            let mut w = Watcher::new(Identity::Path(link)).expect("watcher");
+            w.appeared().await.expect("appeared")
+        });
+        let switches = voluntary_switches() - before;
+        creator.join().expect("thread");
+        assert_eq!(got, p.path);
+        assert!(
+            switches <= 5,
+            "{switches} voluntary context switches while idle"
+        );
     }
 }
