@@ -96,15 +96,20 @@ pub fn list_adapters(
     } else {
         list_from_sysfs(Path::new("/sys"), Path::new("/dev"))?
     };
+    with_boards(&mut list, registry, host);
+    Ok(list)
+}
+
+/// Names each adapter's board (when the registry knows it on `host`) and sorts by devnode.
+fn with_boards(list: &mut [AdapterInfo], registry: Option<&Registry>, host: &str) {
     if let Some(reg) = registry {
-        for a in &mut list {
+        for a in list.iter_mut() {
             a.board = reg
                 .board_for_adapter(&a.props, host)
                 .map(|b| b.name.clone());
         }
     }
     list.sort_by(|a, b| a.devnode.cmp(&b.devnode));
-    Ok(list)
 }
 
 fn list_from_udev() -> Result<Vec<AdapterInfo>, UdevError> {
@@ -383,5 +388,309 @@ fn adapter_snippet(a: &AdapterInfo, all: &[AdapterInfo]) -> String {
     match (shared, iface) {
         (true, Some(i)) => format!("adapter = {{ {kind} = \"{value}\", interface = {i} }}"),
         _ => format!("adapter = {{ {kind} = \"{value}\" }}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lava_common::Source;
+    use std::os::unix::fs::symlink;
+
+    const REGISTRY: &str = r#"
+[boards.panda01]
+host = "worker01"
+port = 7001
+adapter = { serial = "FTDI_FT232R_USB_UART_A601EGHT" }
+
+[boards.juno-a]
+host = "worker01"
+port = 7002
+adapter = { serial = "FT4232H0042", interface = 2 }
+
+[boards.rpi4]
+host = "worker01"
+port = 7003
+adapter = { path = "pci-0000:00:14.0-usb-0:3:1.0" }
+
+[boards.elsewhere]
+host = "worker02"
+port = 7001
+adapter = { serial = "B0000001" }
+"#;
+
+    fn registry() -> Registry {
+        Registry::parse(&Source::from_text("boards.toml", REGISTRY)).expect("registry")
+    }
+
+    fn props(
+        serial: Option<&str>,
+        short: Option<&str>,
+        iface: Option<&str>,
+        path: Option<&str>,
+    ) -> AdapterProps {
+        AdapterProps {
+            id_serial: serial.map(str::to_owned),
+            id_serial_short: short.map(str::to_owned),
+            interface_num: iface.map(str::to_owned),
+            id_path: path.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn identify_names_the_board_of_this_host_only() {
+        let reg = registry();
+        let ftdi = props(
+            Some("FTDI_FT232R_USB_UART_A601EGHT"),
+            Some("A601EGHT"),
+            Some("00"),
+            Some("pci-0000:00:14.0-usb-0:2:1.0"),
+        );
+        let panda = Some("LAVA_BOARD=panda01\n");
+        assert_eq!(identify(&reg, &ftdi, "worker01").as_deref(), panda);
+        assert_eq!(
+            identify(&reg, &ftdi, "worker01.lab.example").as_deref(),
+            panda
+        );
+        assert_eq!(identify(&reg, &ftdi, "worker02"), None);
+
+        // A multi-port chip: the serial matches ID_SERIAL_SHORT, the interface picks the port.
+        let port = |i: &str| {
+            props(
+                Some("FTDI_Quad_RS232-HS_FT4232H0042"),
+                Some("FT4232H0042"),
+                Some(i),
+                None,
+            )
+        };
+        assert_eq!(
+            identify(&reg, &port("02"), "worker01").as_deref(),
+            Some("LAVA_BOARD=juno-a\n")
+        );
+        assert_eq!(identify(&reg, &port("01"), "worker01"), None);
+
+        // No serial number: the USB port path.
+        let pl2303 = props(
+            Some("Prolific_USB-Serial"),
+            None,
+            Some("00"),
+            Some("pci-0000:00:14.0-usb-0:3:1.0"),
+        );
+        assert_eq!(
+            identify(&reg, &pl2303, "worker01").as_deref(),
+            Some("LAVA_BOARD=rpi4\n")
+        );
+
+        assert_eq!(identify(&reg, &AdapterProps::default(), "worker01"), None);
+        let other = props(None, Some("B0000001"), None, None);
+        assert_eq!(identify(&reg, &other, "worker01"), None);
+        assert_eq!(
+            identify(&reg, &other, "worker02").as_deref(),
+            Some("LAVA_BOARD=elsewhere\n")
+        );
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, format!("{text}\n")).expect("write");
+    }
+
+    /// A sysfs tree as the kernel lays it out for an FTDI (usb-serial: tty → port → interface)
+    /// and a CDC-ACM device without serial number (tty → interface), plus a virtual console.
+    fn fake_sysfs(root: &Path) -> (PathBuf, PathBuf) {
+        let sys = root.join("sys");
+        let dev = root.join("dev");
+        let usb = sys.join("devices/pci0000:00/0000:00:14.0/usb1");
+
+        let ftdi = usb.join("1-2");
+        write(&ftdi.join("idVendor"), "0403");
+        write(&ftdi.join("idProduct"), "6001");
+        write(&ftdi.join("manufacturer"), "FTDI");
+        write(&ftdi.join("product"), "FT232R USB UART");
+        write(&ftdi.join("serial"), "A601EGHT");
+        let ftdi_if = ftdi.join("1-2:1.0");
+        write(&ftdi_if.join("bInterfaceNumber"), "00");
+        let port = ftdi_if.join("ttyUSB0");
+        std::fs::create_dir_all(port.join("tty/ttyUSB0")).expect("mkdir");
+        symlink("../../../ttyUSB0", port.join("tty/ttyUSB0/device")).expect("link");
+
+        let acm = usb.join("1-3");
+        write(&acm.join("idVendor"), "2e8a");
+        write(&acm.join("idProduct"), "000a");
+        write(&acm.join("product"), "Pico");
+        let acm_if = acm.join("1-3:1.0");
+        write(&acm_if.join("bInterfaceNumber"), "00");
+        std::fs::create_dir_all(acm_if.join("tty/ttyACM0")).expect("mkdir");
+        symlink("../../../1-3:1.0", acm_if.join("tty/ttyACM0/device")).expect("link");
+
+        std::fs::create_dir_all(sys.join("devices/virtual/tty/tty0")).expect("mkdir");
+        let class = sys.join("class/tty");
+        std::fs::create_dir_all(&class).expect("mkdir");
+        symlink(port.join("tty/ttyUSB0"), class.join("ttyUSB0")).expect("link");
+        symlink(acm_if.join("tty/ttyACM0"), class.join("ttyACM0")).expect("link");
+        symlink(sys.join("devices/virtual/tty/tty0"), class.join("tty0")).expect("link");
+
+        std::fs::create_dir_all(dev.join("serial/by-id")).expect("mkdir");
+        symlink(
+            "../../ttyUSB0",
+            dev.join("serial/by-id/usb-FTDI_FT232R_USB_UART_A601EGHT-if00-port0"),
+        )
+        .expect("link");
+        (sys, dev)
+    }
+
+    #[test]
+    fn sysfs_gives_the_properties_udev_would() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (sys, dev) = fake_sysfs(tmp.path());
+        let mut list = list_from_sysfs(&sys, &dev).expect("list");
+        with_boards(&mut list, Some(&registry()), "worker01");
+        assert_eq!(list.len(), 2, "{list:#?}");
+
+        let acm = &list[0];
+        assert_eq!(acm.devnode, dev.join("ttyACM0"));
+        assert_eq!(
+            acm.props,
+            props(
+                Some("2e8a_Pico"),
+                None,
+                Some("00"),
+                Some("pci-0000:00:14.0-usb-0:3:1.0")
+            )
+        );
+        assert_eq!(acm.board.as_deref(), Some("rpi4"));
+        assert!(acm.by_id.is_empty());
+        assert_eq!(acm.vendor, None);
+        assert_eq!(acm.model.as_deref(), Some("Pico"));
+
+        let ftdi = &list[1];
+        assert_eq!(ftdi.devnode, dev.join("ttyUSB0"));
+        assert_eq!(
+            ftdi.props,
+            props(
+                Some("FTDI_FT232R_USB_UART_A601EGHT"),
+                Some("A601EGHT"),
+                Some("00"),
+                Some("pci-0000:00:14.0-usb-0:2:1.0")
+            )
+        );
+        assert_eq!(
+            ftdi.by_id,
+            vec![PathBuf::from(
+                "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A601EGHT-if00-port0"
+            )]
+        );
+        assert_eq!(ftdi.vendor.as_deref(), Some("FTDI"));
+        assert_eq!(ftdi.board.as_deref(), Some("panda01"));
+    }
+
+    #[test]
+    fn sysfs_without_tty_class_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let err = list_from_sysfs(tmp.path(), tmp.path()).expect_err("no class/tty");
+        assert!(err.to_string().contains("class/tty"), "{err}");
+    }
+
+    #[test]
+    fn this_machine_lists_without_error() {
+        // Whatever is plugged in here (usually nothing): the real udev or /sys is readable.
+        list_adapters(Some(&registry()), "worker01").expect("list adapters");
+    }
+
+    #[test]
+    fn udev_style_names_and_paths() {
+        assert_eq!(udev_sanitize("FT232R USB UART"), "FT232R_USB_UART");
+        assert_eq!(udev_sanitize("  Silicon  Labs "), "Silicon_Labs");
+        assert_eq!(udev_sanitize("a/b(c)"), "a_b_c_");
+        let platform = Path::new("/sys/devices/platform/xhci-hcd.0.auto/usb1/1-1/1-1.4/1-1.4:1.2");
+        assert_eq!(
+            id_path(platform).as_deref(),
+            Some("platform-xhci-hcd.0.auto-usb-0:1.4:1.2")
+        );
+    }
+
+    fn info(devnode: &str, short: Option<&str>, iface: &str, path: &str) -> AdapterInfo {
+        AdapterInfo {
+            devnode: PathBuf::from(devnode),
+            by_id: short
+                .map(|s| {
+                    vec![PathBuf::from(format!(
+                        "/dev/serial/by-id/usb-FTDI_{s}-if{iface}-port0"
+                    ))]
+                })
+                .unwrap_or_default(),
+            props: props(
+                short.map(|s| format!("FTDI_Quad_{s}")).as_deref(),
+                short,
+                Some(iface),
+                Some(path),
+            ),
+            vendor: Some("FTDI".to_owned()),
+            model: Some("Quad RS232-HS".to_owned()),
+            board: None,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_boards_and_how_to_claim_the_others() {
+        let mut list = vec![
+            info(
+                "/dev/ttyUSB0",
+                Some("FT4232H0042"),
+                "00",
+                "pci-0000:00:14.0-usb-0:2:1.0",
+            ),
+            info(
+                "/dev/ttyUSB2",
+                Some("FT4232H0042"),
+                "02",
+                "pci-0000:00:14.0-usb-0:2:1.2",
+            ),
+            info(
+                "/dev/ttyUSB4",
+                Some("A601EGHT"),
+                "00",
+                "pci-0000:00:14.0-usb-0:4:1.0",
+            ),
+            info("/dev/ttyUSB5", None, "00", "pci-0000:00:14.0-usb-0:5:1.0"),
+        ];
+        with_boards(&mut list, Some(&registry()), "worker01");
+        assert_eq!(list[1].board.as_deref(), Some("juno-a"));
+        let out = format_adapters(&list);
+        let head: Vec<&str> = out
+            .lines()
+            .next()
+            .expect("header")
+            .split_whitespace()
+            .collect();
+        assert_eq!(head, ["DEVICE", "BOARD", "SERIAL", "IF", "ADAPTER"]);
+        assert!(out.contains("/dev/ttyUSB2  juno-a"), "{out}");
+        assert!(
+            out.contains("FT4232H0042  02  FTDI Quad RS232-HS\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    /dev/serial/by-id/usb-FTDI_FT4232H0042-if02-port0\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    ID_PATH=pci-0000:00:14.0-usb-0:5:1.0\n"),
+            "{out}"
+        );
+        // Unknown adapters get the line that claims them; shared serials name the interface.
+        assert!(
+            out.contains("adapter = { serial = \"FT4232H0042\", interface = 0 }"),
+            "{out}"
+        );
+        assert!(out.contains("adapter = { serial = \"A601EGHT\" }"), "{out}");
+        assert!(
+            out.contains("adapter = { path = \"pci-0000:00:14.0-usb-0:5:1.0\" }"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("interface = 2"),
+            "a claimed adapter gets no hint: {out}"
+        );
+        assert_eq!(format_adapters(&[]), "no USB serial adapters plugged in\n");
     }
 }
