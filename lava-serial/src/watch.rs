@@ -753,6 +753,49 @@ mod tests {
         assert!(w.identity().to_string().contains("panda01"));
     }
 
+    /// A node that appears but cannot be opened yet (here a socket: open(2) says ENXIO, as a
+    /// tty whose driver is not bound yet does) is retried a bounded number of times, then waited
+    /// on; when the identity changes to an openable node, it is opened.
+    #[tokio::test]
+    async fn open_retries_a_not_ready_node_then_waits_for_the_next_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("not-a-tty");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let link = dir.path().join("board");
+        symlink(&sock, &link).expect("symlink");
+        let mut w = Watcher::new(Identity::Path(link.clone())).expect("watcher");
+        let p = pty();
+        let t0 = Instant::now();
+        let settings = SerialSettings::default();
+        let opened = {
+            let open = w.open(&settings);
+            tokio::pin!(open);
+            // Bounded tries (~75 ms), then it sleeps on events: still pending well after.
+            let early = tokio::time::timeout(Duration::from_millis(300), &mut open).await;
+            assert!(early.is_err(), "must keep waiting for a usable node");
+            repoint_by_rename(&p.path, &link);
+            within("opened after re-point", open).await.expect("open")
+        };
+        assert_eq!(opened.path(), p.path);
+        assert!(t0.elapsed() < WAIT);
+    }
+
+    /// An error that waiting will not fix comes back at once.
+    #[tokio::test]
+    async fn open_returns_other_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, b"").expect("write");
+        let mut w = Watcher::new(Identity::Path(file)).expect("watcher");
+        let err = within("open", w.open(&SerialSettings::default()))
+            .await
+            .expect_err("a plain file is no tty");
+        assert!(
+            matches!(err, WatchError::Open(DeviceError::Configure { .. })),
+            "{err}"
+        );
+    }
+
     #[test]
     fn only_transient_open_errors_are_retried() {
         for e in [libc::EACCES, libc::EPERM, libc::ENOENT, libc::ENXIO] {
