@@ -87,7 +87,9 @@ impl PowerClient {
 
     /// `pdu` through the gateway at `addr` (`host:port`; a bare host gets port 16421).
     pub fn gateway(addr: &str, pdu: &str) -> PowerClient {
-        let addr = if addr.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        let addr = if addr
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
             && !addr.ends_with(']')
         {
             addr.to_owned()
@@ -157,9 +159,8 @@ impl PowerClient {
         let path = self.path(&format!("outlets/{}/{}", percent_encode(outlet), action));
         let (status, bytes) = self.round_trip("POST", &path, Some(&body)).await?;
         match status {
-            200 | 502 | 504 => serde_json::from_slice(&bytes).map_err(|e| {
-                self.protocol(format!("{e}: {}", String::from_utf8_lossy(&bytes)))
-            }),
+            200 | 502 | 504 => serde_json::from_slice(&bytes)
+                .map_err(|e| self.protocol(format!("{e}: {}", String::from_utf8_lossy(&bytes)))),
             _ => Err(self.refused(status, &bytes)),
         }
     }
