@@ -1,5 +1,5 @@
 //! The `lava-serial` binary: parses the command line and hands over to the library.
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    lava_serial::cli::main()
 }

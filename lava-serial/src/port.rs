@@ -1,0 +1,657 @@
+//! The port owner: the one task that owns a board's serial device. It reads the device
+//! continuously, keeps the scrollback, feeds the console log, publishes output to every client
+//! through a broadcast channel, writes clients' bytes to the device, carries out line controls
+//! (RFC 2217 settings, BREAK, modem lines, purge), and survives the adapter vanishing.
+//!
+//! Everything else talks to it through channels; there is no lock on the byte path. Output is
+//! published as [`Output::Data`] chunks stamped with their offset in the board's output stream, so
+//! a client whose receiver lagged knows exactly how many bytes it lost.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lava_common::{FlowControl, Parity, SerialSettings, StopBits};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::PortConfig;
+use crate::consolelog::ConsoleLog;
+use crate::device::{Device, ModemStatus};
+use crate::watch::Watcher;
+
+/// A client's number, unique for the life of the process.
+pub type ClientId = u64;
+
+/// Output chunks a lagging client may fall behind by before it loses its oldest ones.
+pub const BROADCAST_CHUNKS: usize = 1024;
+/// Most client writes queued for the device before clients' reads are held back.
+pub const WRITE_QUEUE: usize = 64;
+/// How long a BREAK lasts when a client sends `IAC BRK` (the kernel's tcsendbreak default).
+pub const BREAK_LENGTH: Duration = Duration::from_millis(250);
+/// Room made in the read buffer before every device read.
+const READ_ROOM: usize = 4096;
+/// Size of each read buffer allocation; chunks are split off it and shared with clients.
+const READ_ALLOC: usize = 16 * 1024;
+/// After the device could not be opened although present, wait this long before trying again.
+const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Who a notice is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    All,
+    AllBut(ClientId),
+    Only(ClientId),
+}
+
+impl Target {
+    /// Whether client `id` should show it.
+    pub fn includes(self, id: ClientId) -> bool {
+        match self {
+            Target::All => true,
+            Target::AllBut(x) => x != id,
+            Target::Only(x) => x == id,
+        }
+    }
+}
+
+/// What the port owner publishes to clients.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Board output; `offset` is the position of its first byte in the board's output stream.
+    Data { offset: u64, bytes: Bytes },
+    /// A complete notice line (`\r\n[lava-serial: ...]\r\n`).
+    Notice { text: Bytes, to: Target },
+}
+
+/// A new client's view of the port, taken atomically: the scrollback up to `offset`, and a
+/// receiver whose first data chunk starts at `offset`.
+pub struct Subscription {
+    pub rx: broadcast::Receiver<Output>,
+    pub scrollback: Bytes,
+    pub offset: u64,
+}
+
+/// Another client, as a new client is told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub writer: bool,
+}
+
+/// The port as an attaching client sees it.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    pub others: Vec<Peer>,
+    pub adapter_present: bool,
+}
+
+/// A change a client asks of the line (RFC 2217), or a question about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineOp {
+    Query,
+    Baud(u32),
+    DataBits(u8),
+    Parity(Parity),
+    StopBits(StopBits),
+    Flow(FlowControl),
+    /// BREAK on or off (SET-CONTROL 5/6).
+    Break(bool),
+    /// A BREAK of [`BREAK_LENGTH`] (`IAC BRK`).
+    SendBreak,
+    Dtr(bool),
+    Rts(bool),
+    Purge {
+        input: bool,
+        output: bool,
+    },
+}
+
+/// The line as it is after a [`LineOp`]: what RFC 2217 answers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineState {
+    pub settings: SerialSettings,
+    pub break_on: bool,
+    pub dtr: bool,
+    pub rts: bool,
+    pub modem: ModemStatus,
+    pub present: bool,
+}
+
+/// Requests to the port owner.
+pub enum Control {
+    /// A connection arrived: give it the scrollback and a receiver, atomically.
+    Subscribe {
+        reply: oneshot::Sender<Subscription>,
+    },
+    /// A client has said who it is (after its hello, or as a plain client).
+    Attach {
+        id: ClientId,
+        name: String,
+        peer: SocketAddr,
+        writer: bool,
+        reply: oneshot::Sender<Attached>,
+    },
+    /// A client left.
+    Detach { id: ClientId },
+    /// A line change or query.
+    Line {
+        id: ClientId,
+        op: LineOp,
+        reply: oneshot::Sender<LineState>,
+    },
+}
+
+/// Bytes a client wrote for the board.
+pub struct WriteReq {
+    pub id: ClientId,
+    pub data: Bytes,
+}
+
+/// A client's handle on the port: cheap to clone.
+#[derive(Clone)]
+pub struct PortHandle {
+    pub board: Arc<str>,
+    pub control: mpsc::UnboundedSender<Control>,
+    pub writes: mpsc::Sender<WriteReq>,
+}
+
+impl PortHandle {
+    /// Subscribes to the port's output; `None` when the port is shutting down.
+    pub async fn subscribe(&self) -> Option<Subscription> {
+        let (reply, rx) = oneshot::channel();
+        self.control.send(Control::Subscribe { reply }).ok()?;
+        rx.await.ok()
+    }
+
+    /// Announces the client; `None` when the port is shutting down.
+    pub async fn attach(
+        &self,
+        id: ClientId,
+        name: String,
+        peer: SocketAddr,
+        writer: bool,
+    ) -> Option<Attached> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::Attach {
+                id,
+                name,
+                peer,
+                writer,
+                reply,
+            })
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Changes or queries the line; `None` when the port is shutting down.
+    pub async fn line(&self, id: ClientId, op: LineOp) -> Option<LineState> {
+        let (reply, rx) = oneshot::channel();
+        self.control.send(Control::Line { id, op, reply }).ok()?;
+        rx.await.ok()
+    }
+
+    /// The notice line for `text`, as every client shows it.
+    pub fn notice(&self, text: &str) -> Bytes {
+        notice(&self.board, text)
+    }
+}
+
+/// `\r\n[lava-serial: BOARD text]\r\n`.
+pub fn notice(board: &str, text: &str) -> Bytes {
+    Bytes::from(format!("\r\n[lava-serial: {board} {text}]\r\n"))
+}
+
+struct ClientEntry {
+    name: String,
+    peer: SocketAddr,
+    writer: bool,
+}
+
+/// The port owner's state.
+pub struct Owner {
+    cfg: Arc<PortConfig>,
+    tx: broadcast::Sender<Output>,
+    control: mpsc::UnboundedReceiver<Control>,
+    writes: mpsc::Receiver<WriteReq>,
+    watcher: Watcher,
+    log: Option<ConsoleLog>,
+    ring: VecDeque<u8>,
+    offset: u64,
+    clients: BTreeMap<ClientId, ClientEntry>,
+    /// Settings in effect (or to apply on reopen).
+    settings: SerialSettings,
+    /// Whether a client changed the settings: they are kept while clients stay attached.
+    client_changed: bool,
+    break_on: bool,
+    dtr: bool,
+    rts: bool,
+    /// Bytes each client wrote while the adapter was gone, reported when it is back.
+    dropped: HashMap<ClientId, u64>,
+}
+
+/// Why serving an open device ended.
+enum End {
+    Gone(String),
+}
+
+type WriteFuture<'a> = Pin<Box<dyn Future<Output = std::io::Result<()>> + 'a>>;
+
+impl Owner {
+    /// Creates the owner and the handle clients use to reach it.
+    pub fn new(
+        cfg: Arc<PortConfig>,
+        watcher: Watcher,
+        log: Option<ConsoleLog>,
+    ) -> (Owner, PortHandle) {
+        let (tx, _) = broadcast::channel(BROADCAST_CHUNKS);
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let (writes_tx, writes) = mpsc::channel(WRITE_QUEUE);
+        let handle = PortHandle {
+            board: Arc::from(cfg.board.as_str()),
+            control: control_tx,
+            writes: writes_tx,
+        };
+        let owner = Owner {
+            settings: cfg.settings,
+            ring: VecDeque::with_capacity(cfg.scrollback),
+            cfg,
+            tx,
+            control,
+            writes,
+            watcher,
+            log,
+            offset: 0,
+            clients: BTreeMap::new(),
+            client_changed: false,
+            break_on: false,
+            dtr: true,
+            rts: true,
+            dropped: HashMap::new(),
+        };
+        (owner, handle)
+    }
+
+    /// Serves the port until every handle is gone (the server shut down).
+    pub async fn run(mut self) {
+        let mut first = true;
+        loop {
+            // Clients are told when the adapter comes back, and when it first appears after a
+            // start without it (they were told `adapter=gone` in their hello answer).
+            let announce = !first || self.watcher.current().is_none();
+            let Some(dev) = self.wait_for_device(first).await else {
+                return;
+            };
+            if announce {
+                self.event("adapter back");
+                self.broadcast_notice("adapter back", Target::All);
+                self.report_dropped();
+            }
+            first = false;
+            match self.serve(&dev).await {
+                None => return,
+                Some(End::Gone(why)) => {
+                    tracing::warn!(board = %self.cfg.board, path = %dev.path().display(), reason = %why, "adapter gone");
+                    drop(dev);
+                    self.break_on = false;
+                    self.event(&format!("adapter gone ({why})"));
+                    self.broadcast_notice("adapter gone", Target::All);
+                }
+            }
+        }
+    }
+
+    /// Waits until the device is there and opens it. `None`: shut down.
+    async fn wait_for_device(&mut self, first: bool) -> Option<Device> {
+        let mut candidate: Option<PathBuf> = self.watcher.current();
+        if first && candidate.is_none() {
+            tracing::info!(board = %self.cfg.board, "adapter absent; listening, clients wait for it");
+            self.event("adapter absent at start");
+        }
+        loop {
+            if let Some(path) = candidate.take() {
+                match Device::open(&path, &self.settings) {
+                    Ok(dev) => {
+                        tracing::info!(board = %self.cfg.board, path = %path.display(), settings = %self.settings, "device open");
+                        self.restore_modem_lines(&dev);
+                        return Some(dev);
+                    }
+                    Err(e) => {
+                        tracing::warn!(board = %self.cfg.board, error = %e, "cannot open the device; retrying");
+                        if !self.idle_for(REOPEN_BACKOFF).await {
+                            return None;
+                        }
+                        candidate = self.watcher.current();
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                r = self.watcher.appeared() => match r {
+                    Ok(path) => candidate = Some(path),
+                    Err(e) => {
+                        tracing::error!(board = %self.cfg.board, error = %e, "cannot watch for the adapter; retrying");
+                        if !self.idle_for(REOPEN_BACKOFF).await {
+                            return None;
+                        }
+                        candidate = self.watcher.current();
+                    }
+                },
+                c = self.control.recv() => match c {
+                    Some(c) => self.handle_control(None, c),
+                    None => return None,
+                },
+                w = self.writes.recv() => match w {
+                    Some(w) => self.drop_write(w),
+                    None => return None,
+                },
+            }
+        }
+    }
+
+    /// Serves clients without a device for `d`; false when shutting down.
+    async fn idle_for(&mut self, d: Duration) -> bool {
+        let sleep = tokio::time::sleep(d);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                c = self.control.recv() => match c {
+                    Some(c) => self.handle_control(None, c),
+                    None => return false,
+                },
+                w = self.writes.recv() => match w {
+                    Some(w) => self.drop_write(w),
+                    None => return false,
+                },
+            }
+        }
+    }
+
+    /// Serves an open device until it goes (`Some`) or the port shuts down (`None`).
+    async fn serve(&mut self, dev: &Device) -> Option<End> {
+        let mut buf = BytesMut::with_capacity(READ_ALLOC);
+        let mut writing: Option<WriteFuture<'_>> = None;
+        let mut write_len = 0usize;
+        let mut write_id: ClientId = 0;
+        let break_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(break_timer);
+        let mut break_pending = false;
+        loop {
+            if buf.capacity() - buf.len() < READ_ROOM {
+                buf.reserve(READ_ALLOC);
+            }
+            tokio::select! {
+                r = dev.read(&mut buf) => match r {
+                    Ok(0) => return Some(End::Gone("end of file".into())),
+                    Ok(_) => {
+                        let chunk = buf.split().freeze();
+                        self.publish(chunk);
+                    }
+                    Err(e) => return Some(End::Gone(e.to_string())),
+                },
+                r = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
+                    writing = None;
+                    if let Err(e) = r {
+                        tracing::warn!(board = %self.cfg.board, client = write_id, error = %e, bytes = write_len, "device write failed");
+                        *self.dropped.entry(write_id).or_default() += write_len as u64;
+                    }
+                }
+                w = self.writes.recv(), if writing.is_none() => match w {
+                    Some(w) => {
+                        write_len = w.data.len();
+                        write_id = w.id;
+                        let data = w.data;
+                        writing = Some(Box::pin(async move { dev.write_all(&data).await }));
+                    }
+                    None => return None,
+                },
+                c = self.control.recv() => match c {
+                    Some(Control::Line { id, op: LineOp::SendBreak, reply }) => {
+                        if self.set_break(dev, true) {
+                            break_timer.as_mut().reset(tokio::time::Instant::now() + BREAK_LENGTH);
+                            break_pending = true;
+                        }
+                        let _ = id;
+                        let _ = reply.send(self.state(Some(dev)));
+                    }
+                    Some(c) => self.handle_control(Some(dev), c),
+                    None => return None,
+                },
+                _ = &mut break_timer, if break_pending => {
+                    break_pending = false;
+                    self.set_break(dev, false);
+                }
+                r = self.watcher.vanished() => {
+                    return Some(End::Gone(match r {
+                        Ok(()) => "device node removed".into(),
+                        Err(e) => format!("watch failed: {e}"),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, chunk: Bytes) {
+        let offset = self.offset;
+        self.offset += chunk.len() as u64;
+        tracing::trace!(board = %self.cfg.board, bytes = chunk.len(), "board output");
+        if self.cfg.scrollback > 0 {
+            let cap = self.cfg.scrollback;
+            let take = chunk.len().min(cap);
+            let excess = (self.ring.len() + take).saturating_sub(cap);
+            self.ring.drain(..excess);
+            self.ring.extend(&chunk[chunk.len() - take..]);
+        }
+        if let Some(log) = &mut self.log {
+            log.data(&chunk);
+        }
+        let _ = self.tx.send(Output::Data {
+            offset,
+            bytes: chunk,
+        });
+    }
+
+    fn broadcast_notice(&self, text: &str, to: Target) {
+        let _ = self.tx.send(Output::Notice {
+            text: notice(&self.cfg.board, text),
+            to,
+        });
+    }
+
+    fn event(&mut self, text: &str) {
+        if let Some(log) = &mut self.log {
+            log.event(format!("{} {text}", self.cfg.board));
+        }
+    }
+
+    fn drop_write(&mut self, w: WriteReq) {
+        *self.dropped.entry(w.id).or_default() += w.data.len() as u64;
+    }
+
+    fn report_dropped(&mut self) {
+        for (id, n) in std::mem::take(&mut self.dropped) {
+            if n > 0 && self.clients.contains_key(&id) {
+                self.broadcast_notice(
+                    &format!("{n} bytes written while the adapter was gone were dropped"),
+                    Target::Only(id),
+                );
+            }
+        }
+    }
+
+    fn restore_modem_lines(&mut self, dev: &Device) {
+        // Device::open asserts DTR and RTS; re-apply a client's explicit choice.
+        if !self.dtr {
+            let _ = dev.set_dtr(false);
+        }
+        if !self.rts {
+            let _ = dev.set_rts(false);
+        }
+    }
+
+    fn set_break(&mut self, dev: &Device, on: bool) -> bool {
+        match dev.set_break(on) {
+            Ok(()) => {
+                self.break_on = on;
+                tracing::info!(board = %self.cfg.board, on, "break");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(board = %self.cfg.board, error = %e, "break failed");
+                false
+            }
+        }
+    }
+
+    fn state(&self, dev: Option<&Device>) -> LineState {
+        LineState {
+            settings: self.settings,
+            break_on: self.break_on,
+            dtr: self.dtr,
+            rts: self.rts,
+            modem: dev.and_then(|d| d.modem_status().ok()).unwrap_or_default(),
+            present: dev.is_some(),
+        }
+    }
+
+    fn handle_control(&mut self, dev: Option<&Device>, c: Control) {
+        match c {
+            Control::Subscribe { reply } => {
+                let (a, b) = self.ring.as_slices();
+                let mut snap = BytesMut::with_capacity(a.len() + b.len());
+                snap.extend_from_slice(a);
+                snap.extend_from_slice(b);
+                let _ = reply.send(Subscription {
+                    rx: self.tx.subscribe(),
+                    scrollback: snap.freeze(),
+                    offset: self.offset,
+                });
+            }
+            Control::Attach {
+                id,
+                name,
+                peer,
+                writer,
+                reply,
+            } => {
+                let others = self
+                    .clients
+                    .values()
+                    .map(|c| Peer {
+                        name: c.name.clone(),
+                        writer: c.writer,
+                    })
+                    .collect::<Vec<_>>();
+                let mode = if writer { "rw" } else { "ro" };
+                tracing::info!(board = %self.cfg.board, client = %name, %peer, mode, "client attached");
+                self.event(&format!("client connected: {name} ({peer}) {mode}"));
+                if writer && !others.is_empty() {
+                    self.broadcast_notice(&format!("writer attached: {name}"), Target::AllBut(id));
+                }
+                self.clients.insert(id, ClientEntry { name, peer, writer });
+                let _ = reply.send(Attached {
+                    others,
+                    adapter_present: dev.is_some(),
+                });
+            }
+            Control::Detach { id } => {
+                self.dropped.remove(&id);
+                if let Some(c) = self.clients.remove(&id) {
+                    tracing::info!(board = %self.cfg.board, client = %c.name, peer = %c.peer, "client left");
+                    self.event(&format!("client disconnected: {} ({})", c.name, c.peer));
+                    if c.writer && !self.clients.is_empty() {
+                        self.broadcast_notice(
+                            &format!("writer left: {}", c.name),
+                            Target::AllBut(id),
+                        );
+                    }
+                }
+                if self.clients.is_empty() && self.client_changed {
+                    self.client_changed = false;
+                    self.settings = self.cfg.settings;
+                    if let Some(dev) = dev {
+                        if let Err(e) = dev.apply(&self.settings) {
+                            tracing::warn!(board = %self.cfg.board, error = %e, "cannot restore the configured settings");
+                        }
+                    }
+                    self.event(&format!(
+                        "last client left: settings restored to {}",
+                        self.settings
+                    ));
+                }
+            }
+            Control::Line { id, op, reply } => {
+                self.line_op(dev, id, op);
+                let _ = reply.send(self.state(dev));
+            }
+        }
+    }
+
+    fn line_op(&mut self, dev: Option<&Device>, id: ClientId, op: LineOp) {
+        let mut new = self.settings;
+        match op {
+            LineOp::Query => return,
+            LineOp::Baud(b) => new.baud = b,
+            LineOp::DataBits(d) => new.format.data_bits = d,
+            LineOp::Parity(p) => new.format.parity = p,
+            LineOp::StopBits(s) => new.format.stop_bits = s,
+            LineOp::Flow(f) => new.flow = f,
+            LineOp::Break(_) | LineOp::SendBreak if dev.is_some() => {
+                if let Some(dev) = dev {
+                    // SendBreak is timed by `serve`; here it only happens with no timer (absent).
+                    self.set_break(dev, matches!(op, LineOp::Break(true)));
+                }
+                return;
+            }
+            LineOp::Break(_) | LineOp::SendBreak => return,
+            LineOp::Dtr(on) => {
+                self.dtr = on;
+                if let Some(Err(e)) = dev.map(|d| d.set_dtr(on)) {
+                    tracing::debug!(board = %self.cfg.board, error = %e, "DTR");
+                }
+                return;
+            }
+            LineOp::Rts(on) => {
+                self.rts = on;
+                if let Some(Err(e)) = dev.map(|d| d.set_rts(on)) {
+                    tracing::debug!(board = %self.cfg.board, error = %e, "RTS");
+                }
+                return;
+            }
+            LineOp::Purge { input, output } => {
+                if let Some(Err(e)) = dev.map(|d| d.purge(input, output)) {
+                    tracing::warn!(board = %self.cfg.board, error = %e, "purge failed");
+                }
+                return;
+            }
+        }
+        if new == self.settings {
+            return;
+        }
+        let who = self
+            .clients
+            .get(&id)
+            .map_or_else(|| format!("client {id}"), |c| c.name.clone());
+        if let Some(dev) = dev {
+            if let Err(e) = dev.apply(&new) {
+                tracing::warn!(board = %self.cfg.board, client = %who, error = %e, "settings refused");
+                return;
+            }
+        } else if crate::device::baud_rate(new.baud).is_none() {
+            return;
+        }
+        tracing::info!(board = %self.cfg.board, client = %who, from = %self.settings, to = %new, "settings changed");
+        self.event(&format!(
+            "settings changed by {who}: {} -> {new}",
+            self.settings
+        ));
+        self.settings = new;
+        self.client_changed = true;
+    }
+}
