@@ -27,7 +27,7 @@ pub enum DeviceError {
     Open { path: PathBuf, source: io::Error },
     #[error("cannot configure {}: {source}", path.display())]
     Configure { path: PathBuf, source: io::Error },
-    #[error("{}: baud rate {baud} is not one the serial driver supports (use a standard rate, e.g. 115200, 921600, 1500000)", path.display())]
+    #[error("{}: baud rate {baud} is not possible (use 1 to 16000000; e.g. 115200, 921600, 1500000)", path.display())]
     Baud { path: PathBuf, baud: u32 },
     #[error("{}: {what} failed: {source}", path.display())]
     Control {
@@ -110,18 +110,68 @@ pub fn baud_rate(baud: u32) -> Option<BaudRate> {
     RATES.iter().find(|(n, _)| *n == baud).map(|(_, b)| *b)
 }
 
-fn baud_number(rate: BaudRate) -> u32 {
+/// The rate a termios CBAUD code stands for (0 for BOTHER or an unknown code: the real rate is
+/// then in termios2's `c_ospeed`).
+fn baud_number(code: libc::tcflag_t) -> u32 {
     RATES
         .iter()
-        .find(|(_, b)| *b == rate)
+        .find(|(_, b)| *b as libc::tcflag_t == code)
         .map(|(n, _)| *n)
         .unwrap_or(0)
 }
 
+/// Whether a baud rate can be asked of the driver: a standard one through termios, any other
+/// up to 16 Mbaud through termios2's BOTHER (the driver picks the nearest it can do).
+pub fn baud_supported(baud: u32) -> bool {
+    (1..=16_000_000).contains(&baud)
+}
+
+/// termios2 (Linux): the exact line speed in `c_ospeed`, whatever CBAUD says.
+#[allow(unsafe_code)]
+fn tcgets2(fd: BorrowedFd<'_>) -> Result<libc::termios2, Errno> {
+    // SAFETY: termios2 is a struct of plain integers, so all-zero is a valid value; TCGETS2
+    // writes one termios2 through the pointer, which points at our live, exclusive local; `fd`
+    // is open for the call.
+    unsafe {
+        let mut t: libc::termios2 = std::mem::zeroed();
+        let r = libc::ioctl(fd.as_raw_fd(), libc::TCGETS2, &mut t as *mut libc::termios2);
+        Errno::result(r).map(|_| t)
+    }
+}
+
+#[allow(unsafe_code)]
+fn tcsets2(fd: BorrowedFd<'_>, t: &libc::termios2) -> Result<(), Errno> {
+    // SAFETY: TCSETS2 reads one termios2 through the pointer, which points at a live value
+    // borrowed for the call; `fd` is open for the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCSETS2, t as *const libc::termios2) };
+    Errno::result(r).map(drop)
+}
+
+/// Applies a termios now: standard rates through tcsetattr, others through termios2 with
+/// BOTHER and the exact rate, in one call either way.
+fn set_line(fd: BorrowedFd<'_>, t: &Termios, baud: u32) -> Result<(), Errno> {
+    if baud_rate(baud).is_some() {
+        return termios::tcsetattr(fd, SetArg::TCSANOW, t);
+    }
+    let mut t2 = tcgets2(fd)?;
+    // From the public fields: nix's `From<Termios> for libc::termios` returns a stale copy.
+    t2.c_iflag = t.input_flags.bits();
+    t2.c_oflag = t.output_flags.bits();
+    t2.c_lflag = t.local_flags.bits();
+    t2.c_cflag = (t.control_flags.bits() & !(libc::CBAUD | libc::CIBAUD)) | libc::BOTHER;
+    t2.c_line = t.line_discipline;
+    let n = t2.c_cc.len().min(t.control_chars.len());
+    t2.c_cc[..n].copy_from_slice(&t.control_chars[..n]);
+    t2.c_ispeed = baud;
+    t2.c_ospeed = baud;
+    tcsets2(fd, &t2)
+}
+
 /// Puts `settings` into a termios structure that is already raw.
 fn encode(t: &mut Termios, settings: &SerialSettings) -> Result<(), Errno> {
-    let rate = baud_rate(settings.baud).ok_or(Errno::EINVAL)?;
-    termios::cfsetspeed(t, rate)?;
+    if let Some(rate) = baud_rate(settings.baud) {
+        termios::cfsetspeed(t, rate)?;
+    }
     let c = &mut t.control_flags;
     c.remove(ControlFlags::CSIZE | ControlFlags::PARENB | ControlFlags::PARODD);
     c.remove(ControlFlags::CMSPAR | ControlFlags::CSTOPB | ControlFlags::CRTSCTS);
@@ -194,7 +244,7 @@ fn decode(t: &Termios) -> SerialSettings {
         FlowControl::None
     };
     SerialSettings {
-        baud: baud_number(termios::cfgetospeed(t)),
+        baud: baud_number(t.control_flags.bits() & libc::CBAUD),
         format: Format {
             data_bits,
             parity,
@@ -265,14 +315,14 @@ impl Device {
         };
         let mut t = termios::tcgetattr(&fd).map_err(configure)?;
         termios::cfmakeraw(&mut t);
-        if baud_rate(settings.baud).is_none() {
+        if !baud_supported(settings.baud) {
             return Err(DeviceError::Baud {
                 path: path.to_owned(),
                 baud: settings.baud,
             });
         }
         encode(&mut t, settings).map_err(configure)?;
-        termios::tcsetattr(&fd, SetArg::TCSANOW, &t).map_err(configure)?;
+        set_line(fd.as_fd(), &t, settings.baud).map_err(configure)?;
         let fd = register(fd, Interest::READABLE | Interest::WRITABLE).map_err(|source| {
             DeviceError::Open {
                 path: path.to_owned(),
@@ -363,7 +413,7 @@ impl Device {
 
     /// Changes baud rate, format and flow control now (TCSANOW), as an RFC 2217 client asks.
     pub fn apply(&self, settings: &SerialSettings) -> Result<(), DeviceError> {
-        if baud_rate(settings.baud).is_none() {
+        if !baud_supported(settings.baud) {
             return Err(DeviceError::Baud {
                 path: self.path.clone(),
                 baud: settings.baud,
@@ -375,17 +425,24 @@ impl Device {
         };
         let mut t = termios::tcgetattr(self.raw()).map_err(configure)?;
         encode(&mut t, settings).map_err(configure)?;
-        termios::tcsetattr(self.raw(), SetArg::TCSANOW, &t).map_err(configure)
+        set_line(self.raw(), &t, settings.baud).map_err(configure)
     }
 
-    /// The settings the driver has now, read back from termios (standard rates only; a rate the
-    /// driver reports that termios cannot name reads as 0).
+    /// The settings the driver has now, read back from termios; the baud rate is termios2's
+    /// exact `c_ospeed`, so a non-standard rate (BOTHER) reads back as the driver has it.
     pub fn settings(&self) -> Result<SerialSettings, DeviceError> {
-        let t = termios::tcgetattr(self.raw()).map_err(|e| DeviceError::Configure {
+        let configure = |e: Errno| DeviceError::Configure {
             path: self.path.clone(),
             source: errno_io(e),
-        })?;
-        Ok(decode(&t))
+        };
+        let t = termios::tcgetattr(self.raw()).map_err(configure)?;
+        let mut settings = decode(&t);
+        if let Ok(t2) = tcgets2(self.raw()) {
+            if t2.c_ospeed != 0 {
+                settings.baud = t2.c_ospeed;
+            }
+        }
+        Ok(settings)
     }
 
     /// Starts (`true`) or ends (`false`) a BREAK condition on the line (TIOCSBRK/TIOCCBRK), for
@@ -628,20 +685,56 @@ mod tests {
         }
     }
 
+    /// Non-standard rates go through termios2 (BOTHER + exact speed) and read back exactly,
+    /// from the device and from the master's view; standard ones still use the CBAUD codes.
     #[tokio::test]
-    async fn nonstandard_baud_is_refused_with_the_path() {
+    async fn nonstandard_baud_goes_through_termios2() {
         let p = pty();
         let odd = SerialSettings {
-            baud: 123_456,
+            baud: 250_000,
             ..SerialSettings::default()
         };
-        let err = Device::open(&p.path, &odd).expect_err("must refuse");
+        let dev = Device::open(&p.path, &odd).expect("open at 250000");
+        assert_eq!(dev.settings().expect("settings"), odd);
+        let master = tcgets2(p.master.as_fd()).expect("TCGETS2 master");
+        assert_eq!(master.c_ospeed, 250_000);
+        assert_eq!(master.c_cflag & libc::CBAUD, libc::BOTHER);
+        // The raw mode survived the termios2 call.
+        let t = termios::tcgetattr(&p.slave).expect("tcgetattr");
+        assert!(!t.local_flags.contains(termios::LocalFlags::ICANON));
+        assert!(t.control_flags.contains(ControlFlags::CLOCAL));
+        // decode() of a BOTHER termios does not panic and says "not a standard code".
+        assert_eq!(decode(&t).baud, 0);
+
+        // Back to a standard rate: CBAUD code again.
+        dev.apply(&SerialSettings::default()).expect("apply");
+        assert_eq!(dev.settings().expect("settings"), SerialSettings::default());
+        let master = termios::tcgetattr(&p.master).expect("tcgetattr master");
+        assert_eq!(decode(&master).baud, 115_200);
+
+        dev.apply(&SerialSettings {
+            baud: 123_457,
+            ..odd
+        })
+        .expect("apply odd");
+        assert_eq!(dev.settings().expect("settings").baud, 123_457);
+    }
+
+    #[tokio::test]
+    async fn impossible_baud_is_refused_with_the_path() {
+        let p = pty();
+        let zero = SerialSettings {
+            baud: 0,
+            ..SerialSettings::default()
+        };
+        let err = Device::open(&p.path, &zero).expect_err("must refuse");
+        assert!(matches!(err, DeviceError::Baud { baud: 0, .. }), "{err}");
         assert!(
-            matches!(err, DeviceError::Baud { baud: 123_456, .. }),
+            err.to_string().contains(&p.path.display().to_string()),
             "{err}"
         );
         let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
-        assert!(matches!(dev.apply(&odd), Err(DeviceError::Baud { .. })));
+        assert!(matches!(dev.apply(&zero), Err(DeviceError::Baud { .. })));
         assert_eq!(dev.settings().expect("settings").baud, 115_200);
     }
 

@@ -171,11 +171,13 @@ impl Watcher {
     }
 
     /// The device node to open now, if the identity is present: for a path, where it leads
-    /// (symlinks followed); for an adapter, the devnode of the matching tty.
+    /// (symlinks followed); for an adapter, the devnode of the matching tty. The node returned
+    /// becomes the one [`Watcher::vanished`] watches (call it right before opening, not while
+    /// serving an open device).
     pub fn current(&self) -> Option<PathBuf> {
         let node = self.find()?;
         let path = node.path.clone();
-        self.handed().get_or_insert(node);
+        *self.handed() = Some(node);
         Some(path)
     }
 
