@@ -385,5 +385,33 @@ pub fn load_source(src: &Source) -> Result<Loaded, ConfigError> {
             )),
         ));
     };
-    crate::drivers::load(driver.get_ref(), driver.span(), src)
+    crate::drivers::load(driver.get_ref(), driver.span(), src).map_err(missing_key)
+}
+
+/// A missing key is reported by the TOML parser at the top of the file under whatever key is
+/// written there; name the missing key itself instead.
+fn missing_key(e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::Invalid {
+            path,
+            message,
+            hint,
+            ..
+        } if message.starts_with("missing field `") => {
+            let key = message
+                .trim_start_matches("missing field `")
+                .split('`')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            ConfigError::Invalid {
+                path,
+                line: 0,
+                key,
+                message,
+                hint,
+            }
+        }
+        other => other,
+    }
 }
