@@ -112,10 +112,9 @@ impl Escaper {
                         self.state = State::LineStart;
                     }
                     // Backspace / DEL: rub out one character.
-                    0x7f | 0x08 => {
-                        if self.word.pop().is_some() {
-                            out.push(Action::Echo(b"\x08 \x08".to_vec()));
-                        }
+                    0x7f | 0x08 if !self.word.is_empty() => {
+                        self.word.pop();
+                        out.push(Action::Echo(b"\x08 \x08".to_vec()));
                     }
                     // ^C, ^U, ESC: abandon the command.
                     0x03 | 0x15 | 0x1b => {

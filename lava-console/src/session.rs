@@ -192,6 +192,10 @@ const POWER_HELP: &str = "power commands (type after ~$, then Enter):\n\
 /// Attaches to a console and runs the session until it ends.
 pub async fn attach(target: &Target, opts: SessionOptions) -> anyhow::Result<End> {
     let interactive = opts.interactive.unwrap_or_else(term::stdin_is_tty);
+    // Watched from the start, so a hang-up while connecting also ends us cleanly.
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut term_sig = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let endpoint = target.endpoint();
     let stream = tokio::time::timeout(
         opts.connect_timeout,
@@ -273,9 +277,6 @@ pub async fn attach(target: &Target, opts: SessionOptions) -> anyhow::Result<End
     spawn_stdin(key_tx);
     let (power_tx, mut power_rx) = mpsc::channel::<Outcome>(1);
     let mut power_busy = false;
-    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let mut term_sig = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
 
     let mut escaper = Escaper::new(if interactive { opts.escape } else { None });
     let mut stdin_open = true;
