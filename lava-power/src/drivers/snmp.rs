@@ -412,11 +412,15 @@ fn check_outlets(src: &Source, raw: &Raw, outlet_count: Option<u32>) -> Result<(
 
 /// Where `key` is written inside the `[outlets]` table (for the error's line).
 fn key_span(src: &Source, table: Range<usize>, key: &str) -> Range<usize> {
-    let text = src.text.get(table.clone()).unwrap_or("");
+    // The span may cover only the `[outlets]` header: look from it to the next table.
+    let text = src.text.get(table.start..).unwrap_or("");
     let quoted = format!("\"{key}\"");
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+    for (i, line) in text.split_inclusive('\n').enumerate() {
         let t = line.trim_start();
+        if i > 0 && t.starts_with('[') && !table.contains(&(table.start + offset)) {
+            break;
+        }
         if t.starts_with(&quoted) || t.split('=').next().map(str::trim) == Some(key) {
             let start = table.start + offset + (line.len() - t.len());
             return start..start + 1;
