@@ -1,0 +1,668 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of lava-serial and ser2net on the same pty setup.
+
+The "board" is a child process on the pty master; the server under test owns the slave, as it would
+own /dev/ttyUSBn; the clients are TCP sockets in this process. Measured per server:
+1-byte round trip (p50/p99), bulk MB/s both ways, fan-out to 1/8/32 clients (each client must get
+every byte: CRC checked), idle wakeups per second (context switches of all its threads over a quiet
+interval with one client attached) and memory (VmRSS idle, VmHWM at the end).
+
+Run it through bench/serial.sh, which builds lava-serial and installs ser2net. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import tty
+import zlib
+
+# Data pattern: every byte value except 0xFF and CR, so the same stream is untouched by a telnet
+# server in NVT mode too (we never answer its negotiation).
+PATTERN = bytes(b for b in range(256) if b not in (0xFF, 0x0D))
+BLOCK = PATTERN * (65536 // len(PATTERN))
+
+# What lava-serial sends first in telnet mode (docs/protocols.md).
+IAC, WILL, DO = 255, 251, 253
+TELNET_GREETING = bytes([IAC, WILL, 1, IAC, WILL, 3, IAC, DO, 3, IAC, WILL, 0, IAC, DO, 0])
+
+
+def stream_crc(size):
+    """CRC32 of the first `size` bytes of the endless BLOCK stream."""
+    crc, left = 0, size
+    while left:
+        n = min(left, len(BLOCK))
+        crc = zlib.crc32(BLOCK[:n], crc)
+        left -= n
+    return crc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# The board: forked children on the pty master.
+
+
+def fork_board(fn, *args):
+    """Runs fn(report_fd, *args) in a child; returns (pid, read end of its report pipe)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            fn(w, *args)
+        finally:
+            os._exit(0)
+    os.close(w)
+    return pid, r
+
+
+def board_echo(_report, master):
+    while True:
+        d = os.read(master, 4096)
+        os.write(master, d)
+
+
+def board_send(report, master, size, go, acks, window):
+    """Waits for `go` bytes from the clients, then writes `size` bytes of the stream, keeping at
+    most `window` bytes ahead of what every client has received (reported on the `acks` pipe)."""
+    got = 0
+    while got < go:
+        got += len(os.read(master, 4096))
+    t0 = time.monotonic_ns()
+    os.write(report, struct.pack("q", t0))
+    mv = memoryview(BLOCK)
+    sent = acked = 0
+    while sent < size:
+        if sent >= acked + window:
+            d = os.read(acks, 8 * 512)
+            if not d:
+                return
+            acked = struct.unpack_from("q", d, len(d) - 8)[0]
+            continue
+        off = sent % len(BLOCK)
+        n = min(len(BLOCK) - off, size - sent, acked + window - sent)
+        sent += os.write(master, mv[off : off + n])
+
+
+def board_sink(report, master, size):
+    """Reads `size` bytes; reports the time of the last one and their CRC."""
+    crc, got = 0, 0
+    while got < size:
+        d = os.read(master, 65536)
+        crc = zlib.crc32(d, crc)
+        got += len(d)
+    os.write(report, struct.pack("qqI", time.monotonic_ns(), got, crc))
+
+
+def read_report(fd, fmt, timeout):
+    want = struct.calcsize(fmt)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while len(buf) < want:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        d = os.read(fd, want - len(buf))
+        if not d:
+            return None
+        buf += d
+    return struct.unpack(fmt, buf)
+
+
+def stop_child(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The servers.
+
+
+class Server:
+    def __init__(self, name, argv, port, telnet, env=None):
+        self.name, self.port, self.telnet = name, port, telnet
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=env)
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited at start: {self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} does not listen on {port}: {self.output()}")
+                time.sleep(0.01)
+        self.pid = self.proc.pid
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def proc_status(self, key):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def ctxt_switches(self):
+        total = 0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if "ctxt_switches" in line:
+                            total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        return total
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def ser2net_server(binary, tty_path, tuned, workdir):
+    port = free_port()
+    options = ["    max-connections: 32"]
+    if tuned:
+        options.append("    chardelay: false")
+    cfg = os.path.join(workdir, f"ser2net-{'tuned' if tuned else 'default'}.yaml")
+    with open(cfg, "w") as f:
+        f.write(
+            "%YAML 1.1\n---\n"
+            "connection: &bench\n"
+            f"  accepter: tcp,127.0.0.1,{port}\n"
+            f"  connector: serialdev,{tty_path},115200n81,local\n"
+            "  options:\n" + "\n".join(options) + "\n"
+        )
+    argv = [binary, "-n", "-u", "-c", cfg, "-P", os.path.join(workdir, "ser2net.pid")]
+    name = "ser2net tuned" if tuned else "ser2net default"
+    return Server(name, argv, port, telnet=False), argv, cfg
+
+
+def lava_server(binary, tty_path, protocol):
+    port = free_port()
+    argv = [binary, "--device", tty_path, "--port", str(port), "--bind", "127.0.0.1",
+            "--protocol", protocol]
+    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+    return Server(f"lava-serial {protocol}", argv, port, telnet=protocol == "telnet", env=env), argv, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The measurements.
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def measure_rtt(srv, master, count):
+    pid, rep = fork_board(board_echo, master)
+    try:
+        s = srv.connect()
+        s.settimeout(5)
+        # First ping: drains a telnet greeting and makes us a plain client at once.
+        s.sendall(b"x")
+        buf = b""
+        while not buf.endswith(b"x"):
+            buf += s.recv(4096)
+        samples = []
+        for i in range(count + 50):
+            t0 = time.perf_counter_ns()
+            s.sendall(b"y")
+            d = s.recv(1)
+            t1 = time.perf_counter_ns()
+            if d != b"y":
+                raise RuntimeError(f"{srv.name}: echo gave {d!r}")
+            if i >= 50:
+                samples.append((t1 - t0) / 1000)
+        s.close()
+    finally:
+        stop_child(pid)
+        os.close(rep)
+    samples.sort()
+    return {"p50_us": percentile(samples, 50), "p99_us": percentile(samples, 99),
+            "mean_us": sum(samples) / len(samples)}
+
+
+def measure_rtt_floor(slave, master, count):
+    """The pty alone: write the slave, the board echoes, read the slave."""
+    pid, rep = fork_board(board_echo, master)
+    try:
+        samples = []
+        for i in range(count + 50):
+            t0 = time.perf_counter_ns()
+            os.write(slave, b"y")
+            d = os.read(slave, 1)
+            t1 = time.perf_counter_ns()
+            if d != b"y":
+                raise RuntimeError(f"pty floor: echo gave {d!r}")
+            if i >= 50:
+                samples.append((t1 - t0) / 1000)
+    finally:
+        stop_child(pid)
+        os.close(rep)
+    samples.sort()
+    return {"p50_us": percentile(samples, 50), "p99_us": percentile(samples, 99),
+            "mean_us": sum(samples) / len(samples)}
+
+
+NOTICE = re.compile(rb"\r\n\[lava-serial: [^\]\r]*\]\r\n")
+
+
+def strip_notices(st, chunk):
+    """Takes lava-serial's notice lines (docs/protocols.md) out of a client's stream: the data
+    pattern has no CR, so a CR starts a notice. A notice split across reads is kept pending."""
+    text = st["pending"] + chunk
+    st["pending"] = b""
+    for m in NOTICE.finditer(text):
+        # Name-independent sample: "writer attached", "lost 1234 bytes (client too slow)"...
+        words = m.group()[2:-3].split(b" ")[2:]
+        st["notices"].append(b" ".join(w if not w[:1].isdigit() else b"N" for w in words).decode(errors="replace")[:40])
+    text = NOTICE.sub(b"", text)
+    cr = text.find(b"\r")
+    if cr >= 0 and len(text) - cr < 512:
+        st["pending"] = text[cr:]
+        text = text[:cr]
+    return text
+
+
+def measure_fanout(srv, master, clients, size, window, timeout=60.0):
+    """Board → `clients` clients, `size` bytes each, the board at most `window` bytes ahead of the
+    slowest client. Returns aggregate MB/s and per-client checks."""
+    socks = [srv.connect() for _ in range(clients)]
+    ack_r, ack_w = os.pipe()
+    pid, rep = fork_board(board_send, master, size, clients, ack_r, window)
+    os.close(ack_r)
+    acked = 0
+    cpu0 = srv.cpu_seconds()
+    state = {}
+    ep = select.epoll()
+    for s in socks:
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        state[s.fileno()] = {"sock": s, "got": 0, "crc": 0, "skip": len(TELNET_GREETING) if srv.telnet else 0,
+                             "notices": [], "pending": b"", "done": False, "extra": 0}
+        ep.register(s.fileno(), select.EPOLLIN)
+    # Every client speaks first: it is then a plain client at once (no hello wait) and the
+    # board starts only when every client's byte went through the server.
+    for s in socks:
+        s.send(b"g")
+    buf = bytearray(1 << 18)
+    mv = memoryview(buf)
+    t0 = None
+    t_end = None
+    last_progress = time.monotonic()
+    left = clients
+    try:
+        while left:
+            if t0 is None:
+                r = read_report(rep, "q", 0) if select.select([rep], [], [], 0)[0] else None
+                if r:
+                    t0 = r[0]
+            events = ep.poll(0.5)
+            now = time.monotonic()
+            if not events:
+                if now - last_progress > 3 or now - last_progress > timeout:
+                    break
+                continue
+            for fd, _ in events:
+                st = state[fd]
+                try:
+                    n = st["sock"].recv_into(buf)
+                except BlockingIOError:
+                    continue
+                if n == 0:
+                    ep.unregister(fd)
+                    if not st["done"]:
+                        st["done"] = True
+                        left -= 1
+                    continue
+                last_progress = now
+                chunk = mv[:n]
+                if st["skip"]:
+                    k = min(st["skip"], n)
+                    chunk = chunk[k:]
+                    st["skip"] -= k
+                if st["pending"] or buf.find(b"\r", n - len(chunk), n) >= 0:
+                    chunk = strip_notices(st, bytes(chunk))
+                want = size - st["got"]
+                take = chunk[:want]
+                st["crc"] = zlib.crc32(take, st["crc"])
+                st["got"] += len(take)
+                st["extra"] += len(chunk) - len(take)
+                if st["got"] >= size and not st["done"]:
+                    st["done"] = True
+                    left -= 1
+                    t_end = time.monotonic_ns()
+                if st["got"] - acked >= window // 4:
+                    low = min(x["got"] for x in state.values())
+                    if low - acked >= window // 4:
+                        acked = low
+                        try:
+                            os.write(ack_w, struct.pack("q", acked))
+                        except BrokenPipeError:
+                            pass  # the board has sent everything
+    finally:
+        cpu1 = srv.cpu_seconds()
+        for s in socks:
+            s.close()
+        ep.close()
+        if t0 is None:
+            r = read_report(rep, "q", 1)
+            t0 = r[0] if r else None
+        stop_child(pid)
+        os.close(rep)
+        os.close(ack_w)
+    want_crc = stream_crc(size)
+    complete = sum(1 for st in state.values() if st["got"] == size and st["crc"] == want_crc)
+    got_total = sum(st["got"] for st in state.values())
+    if t_end is None or t0 is None or complete != clients:
+        t_end = t_end or time.monotonic_ns()
+    secs = (t_end - t0) / 1e9 if t0 else float("nan")
+    return {
+        "clients": clients,
+        "bytes_per_client": size,
+        "complete_clients": complete,
+        "lost_bytes": clients * size - got_total,
+        "notices": sum(len(st["notices"]) for st in state.values()),
+        "notice_samples": sorted({n for st in state.values() for n in st["notices"]})[:5],
+        "seconds": secs,
+        "aggregate_MBps": got_total / secs / 1e6 if secs == secs and secs > 0 else 0.0,
+        "server_cpu_s": cpu1 - cpu0,
+    }
+
+
+def measure_upload(srv, master, size, timeout=60.0):
+    """One client → board, `size` bytes."""
+    s = srv.connect()
+    if srv.telnet:
+        # Read the greeting so it is not left unread; we never answer (NVT mode, no CR/0xFF sent).
+        s.settimeout(5)
+        got = b""
+        while len(got) < len(TELNET_GREETING):
+            got += s.recv(64)
+    pid, rep = fork_board(board_sink, master, size)
+    cpu0 = srv.cpu_seconds()
+    t0 = time.monotonic_ns()
+    s.settimeout(timeout)
+    mv = memoryview(BLOCK)
+    sent = 0
+    try:
+        while sent < size:
+            off = sent % len(BLOCK)
+            n = min(len(BLOCK) - off, size - sent)
+            s.sendall(mv[off : off + n])
+            sent += n
+        r = read_report(rep, "qqI", timeout)
+    finally:
+        cpu1 = srv.cpu_seconds()
+        s.close()
+        stop_child(pid)
+        os.close(rep)
+    if r is None:
+        return {"bytes": size, "complete": False, "MBps": 0.0, "server_cpu_s": cpu1 - cpu0}
+    t_end, got, crc = r
+    secs = (t_end - t0) / 1e9
+    return {"bytes": size, "complete": got == size and crc == stream_crc(size), "seconds": secs,
+            "MBps": size / secs / 1e6, "server_cpu_s": cpu1 - cpu0}
+
+
+def measure_idle(srv, seconds):
+    """Wakeups per second and memory with one client attached and a silent board."""
+    s = srv.connect()
+    s.sendall(b"i")  # plain client at once; ser2net opens the device now
+    time.sleep(0.5)  # let the connection settle before counting
+    c0 = srv.ctxt_switches()
+    time.sleep(seconds)
+    c1 = srv.ctxt_switches()
+    rss = srv.proc_status("VmRSS")
+    anon, file = srv.proc_status("RssAnon"), srv.proc_status("RssFile")
+    s.close()
+    return {"seconds": seconds, "wakeups_per_s": (c1 - c0) / seconds, "rss_kib": rss,
+            "rss_anon_kib": anon, "rss_file_kib": file,
+            "threads": len(os.listdir(f"/proc/{srv.pid}/task"))}
+
+
+def flush_pty(slave):
+    termios.tcflush(slave, termios.TCIOFLUSH)
+
+
+def best_of(runs, measure, key, slave, size, target_s=1.0, max_size=256 << 20):
+    """The best of `runs` runs of measure(size) (the machine may be shared: the best run is the
+    least disturbed); a run that lost bytes is never preferred to a complete one. All runs are kept.
+    A first run shorter than half of `target_s` is a pilot: the size is scaled so runs last about
+    `target_s`, so fast and slow servers are both timed over a meaningful interval."""
+    all_runs = []
+    flush_pty(slave)
+    first = measure(size)
+    secs = first.get("seconds", 0)
+    complete = first.get("complete", first.get("complete_clients") == first.get("clients"))
+    if complete and secs and secs == secs and secs < target_s / 2:
+        size = min(max_size, int(size * target_s / max(secs, 1e-3)))
+    else:
+        all_runs.append(first)
+    while len(all_runs) < runs:
+        flush_pty(slave)
+        all_runs.append(measure(size))
+    def complete(r):
+        return r.get("complete", r.get("complete_clients") == r.get("clients"))
+    best = max(all_runs, key=lambda r: (complete(r), r[key]))
+    return dict(best, runs=[round(r[key], 2) for r in all_runs])
+
+
+def run_one(make, args, workdir):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    tty_path = os.ttyname(slave)
+    srv, argv, cfg = make(tty_path, workdir)
+    res = {"name": srv.name, "argv": argv}
+    if cfg:
+        with open(cfg) as f:
+            res["config"] = f.read()
+    try:
+        print(f"== {srv.name} (pid {srv.pid}, port {srv.port}, {tty_path})", flush=True)
+        res["rss_start_kib"] = srv.proc_status("VmRSS")
+        res["rtt"] = measure_rtt(srv, master, args.rtt_count)
+        print(f"   rtt {res['rtt']}", flush=True)
+        flush_pty(slave)
+        res["down"] = best_of(args.runs, lambda size: measure_fanout(srv, master, 1, size, args.window_kib << 10),
+                              "aggregate_MBps", slave, args.bulk_mb << 20)
+        print(f"   board->client {res['down']}", flush=True)
+        res["up"] = best_of(args.runs, lambda size: measure_upload(srv, master, size), "MBps", slave,
+                            args.bulk_mb << 20)
+        print(f"   client->board {res['up']}", flush=True)
+        res["fanout"] = []
+        for n in (1, 8, 32):
+            r = best_of(args.runs, lambda size: measure_fanout(srv, master, n, size, args.window_kib << 10), "aggregate_MBps",
+                        slave, max(64 << 10, (args.fanout_mb << 20) // n), max_size=(1 << 30) // n)
+            print(f"   fan-out {r}", flush=True)
+            res["fanout"].append(r)
+        flush_pty(slave)
+        res["idle"] = measure_idle(srv, args.idle_seconds)
+        print(f"   idle {res['idle']}", flush=True)
+        res["hwm_kib"] = srv.proc_status("VmHWM")
+    finally:
+        srv.stop()
+        os.close(master)
+        os.close(slave)
+    return res
+
+
+def ratio(a, b):
+    return a / b if b else float("inf")
+
+
+def markdown(results, floor, args):
+    by = {r["name"]: r for r in results}
+    lines = []
+    lines.append("| | " + " | ".join(by) + " |")
+    lines.append("|---|" + "---|" * len(by))
+
+    def row(label, f):
+        vals = []
+        for r in by.values():
+            try:
+                vals.append(f(r))
+            except (KeyError, IndexError, TypeError):
+                vals.append("–")
+        lines.append(f"| {label} | " + " | ".join(vals) + " |")
+
+    row("RTT p50 (µs)", lambda r: f"{r['rtt']['p50_us']:.0f}")
+    row("RTT p99 (µs)", lambda r: f"{r['rtt']['p99_us']:.0f}")
+    row("board → client (MB/s)", lambda r: f"{r['down']['aggregate_MBps']:.1f}" + ("" if r['down']['complete_clients'] == 1 else " ⚠ incomplete"))
+    row("client → board (MB/s)", lambda r: f"{r['up']['MBps']:.1f}" + ("" if r['up']['complete'] else " ⚠ incomplete"))
+    for i, n in enumerate((1, 8, 32)):
+        row(f"fan-out {n}: aggregate MB/s (complete clients)",
+            lambda r, i=i: f"{r['fanout'][i]['aggregate_MBps']:.1f} ({r['fanout'][i]['complete_clients']}/{r['fanout'][i]['clients']})")
+    row("server CPU s, fan-out 32", lambda r: f"{r['fanout'][2]['server_cpu_s']:.2f}")
+    row(f"idle wakeups/s (1 client, {args.idle_seconds} s)", lambda r: f"{r['idle']['wakeups_per_s']:.1f}")
+    row("threads", lambda r: f"{r['idle']['threads']}")
+    row("VmRSS idle (KiB)", lambda r: f"{r['idle']['rss_kib']}")
+    row("… of which anonymous / file-backed (KiB)", lambda r: f"{r['idle']['rss_anon_kib']} / {r['idle']['rss_file_kib']}")
+    row("VmHWM after fan-out 32 (KiB)", lambda r: f"{r['hwm_kib']}")
+    out = "\n".join(lines)
+    out += f"\n\npty alone (no server), RTT p50 {floor['p50_us']:.0f} µs, p99 {floor['p99_us']:.0f} µs.\n"
+
+    lava = [r for r in results if r["name"].startswith("lava-serial raw")]
+    dflt, tuned = by.get("ser2net default"), by.get("ser2net tuned")
+    if lava and dflt and tuned:
+        l = lava[0]
+        checks = [
+            ("RTT p50 ≤ 1/20 of ser2net default", l["rtt"]["p50_us"] <= dflt["rtt"]["p50_us"] / 20,
+             f"{ratio(dflt['rtt']['p50_us'], l['rtt']['p50_us']):.1f}× lower"),
+            ("RTT p50 ≤ ser2net tuned", l["rtt"]["p50_us"] <= tuned["rtt"]["p50_us"],
+             f"{ratio(tuned['rtt']['p50_us'], l['rtt']['p50_us']):.2f}× lower"),
+            ("bulk board→client ≥ 3× ser2net default",
+             l["down"]["aggregate_MBps"] >= 3 * dflt["down"]["aggregate_MBps"] and l["down"]["complete_clients"] == 1,
+             f"{ratio(l['down']['aggregate_MBps'], dflt['down']['aggregate_MBps']):.1f}×"),
+            ("bulk client→board ≥ 3× ser2net default",
+             l["up"]["MBps"] >= 3 * dflt["up"]["MBps"] and l["up"]["complete"],
+             f"{ratio(l['up']['MBps'], dflt['up']['MBps']):.1f}×"),
+            ("fan-out 32 aggregate ≥ 3× ser2net default, every client every byte",
+             l["fanout"][2]["aggregate_MBps"] >= 3 * dflt["fanout"][2]["aggregate_MBps"]
+             and l["fanout"][2]["complete_clients"] == 32,
+             f"{ratio(l['fanout'][2]['aggregate_MBps'], dflt['fanout'][2]['aggregate_MBps']):.1f}×"),
+            ("0 idle wakeups/s", l["idle"]["wakeups_per_s"] == 0, f"{l['idle']['wakeups_per_s']:.1f}/s"),
+            ("RSS ≤ 3 MB", l["idle"]["rss_kib"] <= 3 * 1024 and l["hwm_kib"] <= 3 * 1024,
+             f"{l['idle']['rss_kib']} KiB idle, {l['hwm_kib']} KiB peak"),
+        ]
+        out += "\n| target (lava-serial raw vs ser2net, same run) | result | met |\n|---|---|---|\n"
+        for label, ok, what in checks:
+            out += f"| {label} | {what} | {'yes' if ok else '**no**'} |\n"
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lava-serial", help="lava-serial binary (release build)")
+    ap.add_argument("--ser2net", default=shutil.which("ser2net") or "/usr/sbin/ser2net")
+    ap.add_argument("--only", default="", help="comma list: ser2net-default,ser2net-tuned,lava-raw,lava-telnet")
+    ap.add_argument("--rtt-count", type=int, default=2000)
+    ap.add_argument("--bulk-mb", type=int, default=4, help="MiB of the first bulk run (scaled to last ~1 s)")
+    ap.add_argument("--fanout-mb", type=int, default=4,
+                    help="MiB sent through the server per fan-out run, split between the clients")
+    ap.add_argument("--window-kib", type=int, default=256,
+                    help="board → clients: bytes the board may be ahead of the slowest client")
+    ap.add_argument("--runs", type=int, default=3, help="bulk and fan-out runs, the best is reported")
+    ap.add_argument("--idle-seconds", type=float, default=10)
+    ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--markdown", help="write the results table here")
+    args = ap.parse_args()
+
+    makers = {
+        "ser2net-default": lambda p, w: ser2net_server(args.ser2net, p, False, w),
+        "ser2net-tuned": lambda p, w: ser2net_server(args.ser2net, p, True, w),
+    }
+    if args.lava_serial:
+        makers["lava-raw"] = lambda p, w: lava_server(args.lava_serial, p, "raw")
+        makers["lava-telnet"] = lambda p, w: lava_server(args.lava_serial, p, "telnet")
+    chosen = [k for k in makers if not args.only or k in args.only.split(",")]
+
+    started = time.time()
+    results = []
+    with tempfile.TemporaryDirectory() as workdir:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        floor = measure_rtt_floor(slave, master, args.rtt_count)
+        os.close(master)
+        os.close(slave)
+        print(f"== pty alone: rtt {floor}", flush=True)
+        for key in chosen:
+            results.append(run_one(makers[key], args, workdir))
+
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+                   f"{cpu_model()}, Linux {platform.release()}",
+        "ser2net": subprocess.run([args.ser2net, "-v"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(),
+        "seconds": round(time.time() - started, 1),
+        "args": vars(args),
+    }
+    table = markdown(results, floor, args)
+    print()
+    print(f"{meta['date']} — {meta['machine']} — {meta['ser2net']} — {meta['seconds']} s")
+    print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "floor": floor, "results": results}, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(f"{meta['date']} — {meta['machine']} — {meta['ser2net']} — run took {meta['seconds']} s\n\n")
+            f.write(table)
+    return 0
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
