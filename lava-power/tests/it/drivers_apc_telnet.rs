@@ -1,0 +1,194 @@
+//! The `apc-telnet` driver against tests/sim/apc_console.py, a simulator of the APC Switched Rack
+//! PDU's telnet Control Console (real telnet negotiation, the manual's menu text, login, one session
+//! at a time, a log of what was done): switching and reading outlets through two firmware menu
+//! layouts, a refused login, and the faults.
+
+use std::process::Command;
+use std::time::Duration;
+
+use lava_power::driver::{DriverError, OutletState};
+use lava_power::drivers::apc_telnet;
+
+use crate::drivers_support::{
+    closed_tcp_port, garbage_tcp_peer, load, load_err, python3, silent_tcp_peer, sim_dir,
+    spawn_ready, Proc,
+};
+
+struct Console {
+    _proc: Proc,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Console {
+    fn start(extra: &[&str]) -> Console {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(python3());
+        cmd.arg(sim_dir().join("apc_console.py"))
+            .arg(dir.path().join("console.log"))
+            .args(extra);
+        let (proc, port) = spawn_ready(cmd);
+        Console {
+            _proc: proc,
+            port,
+            dir,
+        }
+    }
+
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("console.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The log without the telnet negotiation lines.
+    fn actions(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|l| !l.starts_with("telnet "))
+            .collect()
+    }
+
+    fn config(&self, rest: &str) -> String {
+        format!(
+            "driver = \"apc-telnet\"\nhost = \"127.0.0.1\"\nport = {}\n{rest}",
+            self.port
+        )
+    }
+}
+
+#[tokio::test]
+async fn switches_and_reads_an_outlet_through_the_menus() {
+    let pdu = Console::start(&["--user", "device", "--password", "s3cret"]);
+    let driver = load(
+        apc_telnet::load,
+        &pdu.config("username = \"device\"\npassword = \"s3cret\"\n"),
+    );
+    assert!(driver.can_read());
+    assert_eq!(driver.get("5").await.expect("read"), OutletState::On);
+    driver.set("5", OutletState::Off).await.expect("off");
+    assert_eq!(driver.get("5").await.expect("read"), OutletState::Off);
+    assert_eq!(driver.get("4").await.expect("read"), OutletState::On);
+    driver.set("5", OutletState::On).await.expect("on");
+    assert_eq!(driver.get("5").await.expect("read"), OutletState::On);
+    let session = ["connect", "login device"];
+    let mut want: Vec<String> = Vec::new();
+    for action in [
+        None,
+        Some("outlet 5 off"),
+        None,
+        None,
+        Some("outlet 5 on"),
+        None,
+    ] {
+        want.extend(session.iter().map(|s| s.to_string()));
+        want.extend(action.map(str::to_owned));
+        want.extend(["logout".to_owned(), "disconnect".to_owned()]);
+    }
+    assert_eq!(
+        pdu.actions(),
+        want,
+        "every session logs in, acts and logs out"
+    );
+    // The driver answered the console's negotiation as a telnet client does.
+    let log = pdu.log();
+    for line in ["telnet DO ECHO", "telnet DO SGA", "telnet WONT NAWS"] {
+        assert!(log.iter().any(|l| l == line), "{line} missing from {log:?}");
+    }
+}
+
+#[tokio::test]
+async fn older_firmware_menu_numbering() {
+    let pdu = Console::start(&["--firmware", "aos2", "--outlets", "16"]);
+    let driver = load(apc_telnet::load, &pdu.config(""));
+    driver.set("12", OutletState::Off).await.expect("off");
+    assert_eq!(driver.get("12").await.expect("read"), OutletState::Off);
+    assert!(pdu.actions().contains(&"outlet 12 off".to_owned()));
+}
+
+#[tokio::test]
+async fn refusals() {
+    let pdu = Console::start(&[]);
+    let wrong = load(apc_telnet::load, &pdu.config("password = \"wrong\"\n"));
+    let e = wrong
+        .set("1", OutletState::Off)
+        .await
+        .expect_err("bad password");
+    assert!(
+        matches!(&e, DriverError::Refused(m) if m.contains("login")),
+        "{e}"
+    );
+
+    let driver = load(apc_telnet::load, &pdu.config(""));
+    let e = driver
+        .set("9", OutletState::Off)
+        .await
+        .expect_err("8 outlets");
+    assert!(
+        matches!(&e, DriverError::Refused(m) if m.contains("no outlet 9")),
+        "{e}"
+    );
+    assert!(
+        !pdu.actions().iter().any(|l| l.starts_with("outlet ")),
+        "nothing switched"
+    );
+    // The console still serves (the sessions were closed).
+    driver.set("1", OutletState::Off).await.expect("off");
+}
+
+#[tokio::test]
+async fn faults() {
+    let cfg = |port: u16| format!("driver = \"apc-telnet\"\nhost = \"127.0.0.1\"\nport = {port}\n");
+    let e = load(apc_telnet::load, &cfg(closed_tcp_port()))
+        .set("1", OutletState::On)
+        .await
+        .expect_err("closed");
+    assert!(matches!(e, DriverError::Unreachable(_)), "{e}");
+
+    let driver = load(apc_telnet::load, &cfg(silent_tcp_peer().await));
+    let r = tokio::time::timeout(
+        Duration::from_millis(2500),
+        driver.set("1", OutletState::On),
+    )
+    .await;
+    assert!(
+        r.is_err(),
+        "a silent console leaves the attempt to the timeout: {r:?}"
+    );
+
+    for garbage in [
+        &b"\xff\xfd\x18\xff\xfa\x00garbage"[..],
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"User Name : ",
+    ] {
+        let driver = load(apc_telnet::load, &cfg(garbage_tcp_peer(garbage).await));
+        let e = driver.get("1").await.expect_err("garbage");
+        assert!(matches!(e, DriverError::BadAnswer(_)), "{garbage:?}: {e}");
+    }
+}
+
+#[test]
+fn config_errors_name_line_and_key() {
+    let e = load_err(
+        apc_telnet::load,
+        "driver = \"apc-telnet\"\nusername = \"apc\"\n",
+    );
+    assert_eq!(e.key(), "host", "{e}");
+    let e = load_err(
+        apc_telnet::load,
+        "driver = \"apc-telnet\"\nhost = \"pdu\"\nport = 0\n",
+    );
+    assert_eq!((e.line(), e.key()), (3, "port"), "{e}");
+    let e = load_err(
+        apc_telnet::load,
+        "driver = \"apc-telnet\"\nhost = \"pdu\"\npasword = \"x\"\n",
+    );
+    assert_eq!((e.line(), e.key()), (3, "pasword"), "{e}");
+    let e = load_err(
+        apc_telnet::load,
+        "driver = \"apc-telnet\"\nhost = \"pdu\"\noutlet_count = 8\n[outlets]\n\"9\" = \"x\"\n",
+    );
+    assert_eq!(e.key(), "outlets.9", "{e}");
+}
