@@ -349,6 +349,8 @@ fn start_pdu(dir: &Path, runtime_dir: &Path, name: &str, works: bool) -> Pdu {
 /// lava-console (or any command) on a pty, as LAVA's pexpect runs it: a new session whose
 /// controlling terminal is the pty, which is its stdin, stdout and stderr.
 pub struct OnPty {
+    /// The pty's settings before the command started.
+    pub initial: Termios,
     pub master: File,
     pub output: Collected,
     pub slave: OwnedFd,
@@ -359,6 +361,7 @@ impl OnPty {
     /// Spawns `cmd` (program and args taken from it) under a fresh pty.
     pub fn spawn(cmd: &Command) -> OnPty {
         let pty = openpty(None, None).expect("openpty");
+        let initial = tcgetattr(&pty.slave).expect("tcgetattr");
         let mut c = Command::new("setsid");
         c.arg("--ctty").arg("--wait").arg(cmd.get_program());
         c.args(cmd.get_args());
@@ -378,6 +381,7 @@ impl OnPty {
         let master = File::from(pty.master);
         let output = Collected::spawn(master.try_clone().expect("clone master"));
         OnPty {
+            initial,
             master,
             output,
             slave: pty.slave,

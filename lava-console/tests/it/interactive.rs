@@ -17,7 +17,7 @@ fn attach(lab: &Lab, args: &[&str]) -> OnPty {
 fn board_output_shows_typed_lines_reach_the_board_and_tilde_dot_restores_the_terminal() {
     let mut lab = Lab::start();
     let mut con = attach(&lab, &["panda01"]);
-    let before = con.termios();
+    let before = con.initial.clone();
     con.output.expect(b"panda01 on 127.0.0.1:");
     con.output.expect(b"PandaBoard ES, test rack");
 
@@ -56,6 +56,7 @@ fn alias_attaches_and_break_escape_passes_the_next_key() {
     con.output.expect(b"~$hardreset");
     con.send(b"~~x\r~.");
     assert_eq!(con.wait().code(), Some(0));
+    lab.board.input.expect(b"~x\r");
     assert_eq!(
         lab.board.input.bytes(),
         b"h\r~x\r",
@@ -67,7 +68,7 @@ fn alias_attaches_and_break_escape_passes_the_next_key() {
 fn every_byte_from_the_board_arrives_intact_with_escapes_off() {
     let mut lab = Lab::start();
     let mut con = attach(&lab, &["-e", "none", "panda01"]);
-    let before = con.termios();
+    let before = con.initial.clone();
     con.output.expect(b"no escapes");
     let all: Vec<u8> = (0..=255u8).collect();
     let mut frame = b"<<".to_vec();
@@ -96,7 +97,7 @@ fn every_byte_from_the_board_arrives_intact_with_escapes_off() {
 fn sighup_restores_the_terminal() {
     let lab = Lab::start();
     let mut con = attach(&lab, &["panda01"]);
-    let before = con.termios();
+    let before = con.initial.clone();
     con.output.expect(b"panda01 on");
     assert_ne!(con.termios(), before, "raw mode is on during the session");
     kill(Pid::from_raw(con.child.id() as i32), Signal::SIGHUP).expect("SIGHUP");
@@ -108,7 +109,7 @@ fn sighup_restores_the_terminal() {
 fn lost_connection_ends_the_session_and_restores_the_terminal() {
     let mut lab = Lab::start();
     let mut con = attach(&lab, &["panda01"]);
-    let before = con.termios();
+    let before = con.initial.clone();
     con.output.expect(b"panda01 on");
     let _ = lab.board.service.0.kill();
     let _ = lab.board.service.0.wait();
