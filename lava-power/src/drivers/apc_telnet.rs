@@ -2,7 +2,9 @@
 //! AP92xx MasterSwitch) driven through the telnet Control Console as a person would: log in, Device
 //! Manager → Outlet Management → Outlet Control/Configuration → outlet → Control Outlet → Immediate
 //! On/Off → YES, then log out. Menus are chosen by their text, not by fixed numbers, because the
-//! numbering differs between firmware versions; the outlet's own screen gives its state.
+//! numbering differs between firmware versions; the outlet's own screen gives its state. Newer
+//! firmware that answers the login with the `apc>` command line is driven with `olOn`, `olOff` and
+//! `olStatus` instead.
 
 use std::sync::Arc;
 
@@ -138,6 +140,8 @@ pub enum Prompt {
     Confirm,
     /// `Press <ENTER> to continue...`
     Continue,
+    /// The command line of newer firmware (`apc>`).
+    Cli,
 }
 
 /// The prompt the screen text ends with, if any.
@@ -154,6 +158,12 @@ pub fn prompt(screen: &str) -> Option<Prompt> {
         Some(Prompt::Continue)
     } else if last == ">" {
         Some(Prompt::Menu)
+    } else if last.len() > 1
+        && last.len() <= 32
+        && last.ends_with('>')
+        && !last.contains(char::is_whitespace)
+    {
+        Some(Prompt::Cli)
     } else {
         None
     }
@@ -316,7 +326,7 @@ impl Session {
         ))
     }
 
-    async fn login(&mut self, username: &str, password: &str) -> Result<Menu, DriverError> {
+    async fn login(&mut self, username: &str, password: &str) -> Result<Console, DriverError> {
         // The console greets with `User Name :` by itself; a key press wakes one that does not.
         // (Pressing ENTER first would answer the greeting with an empty name and shift every
         // answer by one prompt.)
@@ -345,7 +355,8 @@ impl Session {
                     sent_password = true;
                     self.send(&format!("{password}\r")).await?;
                 }
-                Prompt::Menu => return Ok(Menu::parse(&self.screen)),
+                Prompt::Menu => return Ok(Console::Menus(Menu::parse(&self.screen))),
+                Prompt::Cli => return Ok(Console::CommandLine),
                 Prompt::Continue => self.send("\r").await?,
                 Prompt::Confirm => return Err(self.unexpected(Prompt::Confirm)),
             }
@@ -438,6 +449,69 @@ impl Session {
         )))
     }
 
+    /// One command at the `apc>` prompt; returns its output when the PDU says `E000: Success`.
+    async fn command(&mut self, command: &str) -> Result<String, DriverError> {
+        self.send(&format!("{command}\r")).await?;
+        match self.wait().await? {
+            Prompt::Cli => {}
+            other => return Err(self.unexpected(other)),
+        }
+        let output = self.screen.clone();
+        let code = output.lines().map(str::trim).find(|l| {
+            l.starts_with('E')
+                && l.as_bytes()
+                    .get(1..5)
+                    .is_some_and(|b| b[..3].iter().all(u8::is_ascii_digit) && b[3] == b':')
+        });
+        match code {
+            Some(l) if l.starts_with("E000") => Ok(output),
+            Some(l) => Err(DriverError::Refused(format!("`{command}`: {l}"))),
+            None => Err(DriverError::BadAnswer(format!(
+                "`{command}` answered without a status code{}",
+                last_words(&output)
+            ))),
+        }
+    }
+
+    /// The outlet through the command line of newer firmware (`olOn`, `olOff`, `olStatus`).
+    async fn outlet_cli(&mut self, outlet: u32, goal: Goal) -> Result<OutletState, DriverError> {
+        match goal {
+            Goal::Switch(OutletState::On) => {
+                self.command(&format!("olOn {outlet}")).await?;
+                Ok(OutletState::On)
+            }
+            Goal::Switch(OutletState::Off) => {
+                self.command(&format!("olOff {outlet}")).await?;
+                Ok(OutletState::Off)
+            }
+            Goal::Read => {
+                let output = self.command(&format!("olStatus {outlet}")).await?;
+                // ` 5: Outlet 5: On`
+                let prefix = format!("{outlet}:");
+                output
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with(&prefix))
+                    .find_map(|l| {
+                        let state = l.rsplit(':').next()?.trim().to_ascii_lowercase();
+                        if state.starts_with("on") {
+                            Some(OutletState::On)
+                        } else if state.starts_with("off") {
+                            Some(OutletState::Off)
+                        } else {
+                            None
+                        }
+                    })
+                    .ok_or_else(|| {
+                        DriverError::BadAnswer(format!(
+                            "olStatus {outlet} did not give a state{}",
+                            last_words(&output)
+                        ))
+                    })
+            }
+        }
+    }
+
     /// Chooses an Immediate action and answers its YES question.
     async fn confirm(&mut self, key: &str, state: OutletState) -> Result<OutletState, DriverError> {
         self.send(&format!("{key}\r")).await?;
@@ -463,6 +537,14 @@ impl Session {
     }
 
     /// Escapes back to the main menu and chooses Logout. Best effort: the connection closes anyway.
+    /// Leaves the command line.
+    async fn exit(&mut self) -> Result<(), DriverError> {
+        self.send("exit\r").await?;
+        let mut buf = [0u8; 1024];
+        while matches!(self.stream.read(&mut buf).await, Ok(n) if n > 0) {}
+        Ok(())
+    }
+
     /// Starts at the menu on screen.
     async fn logout(&mut self) -> Result<(), DriverError> {
         let mut menu = Menu::parse(&self.screen);
@@ -480,6 +562,14 @@ impl Session {
         }
         Err(DriverError::BadAnswer("no Logout in any menu".into()))
     }
+}
+
+/// What the console turned out to be after logging in.
+enum Console {
+    /// The menu console (AOS 3.x and older), at its main menu.
+    Menus(Menu),
+    /// The command line of newer firmware, at its prompt.
+    CommandLine,
 }
 
 /// The last lines of a screen, for error messages.
@@ -518,13 +608,26 @@ impl ApcTelnetDriver {
 
     async fn session(&self, outlet: u32, goal: Goal) -> Result<OutletState, DriverError> {
         let mut s = Session::connect(&self.host, self.port).await?;
-        let menu = s.login(&self.username, &self.password).await?;
+        let console = s.login(&self.username, &self.password).await?;
+        let command_line = matches!(console, Console::CommandLine);
         tracing::debug!(pdu_host = %self.host, outlet, ?goal, "logged in to the APC console");
-        let result = s.outlet(menu, outlet, goal).await?;
-        if let Err(e) = s.logout().await {
-            tracing::warn!(pdu_host = %self.host, error = %e, "APC console logout failed; closing the connection");
+        let result = match console {
+            Console::Menus(menu) => s.outlet(menu, outlet, goal).await,
+            Console::CommandLine => s.outlet_cli(outlet, goal).await,
+        };
+        // After a refusal the console is still at a prompt: leave it cleanly (it allows one
+        // session). After anything else, closing the connection is all that is safe.
+        if matches!(result, Ok(_) | Err(DriverError::Refused(_))) {
+            let logout = if command_line {
+                s.exit().await
+            } else {
+                s.logout().await
+            };
+            if let Err(e) = logout {
+                tracing::warn!(pdu_host = %self.host, error = %e, "APC console logout failed; closing the connection");
+            }
         }
-        Ok(result)
+        result
     }
 }
 
@@ -569,6 +672,7 @@ mod tests {
         );
         assert_eq!(prompt("     1- Immediate On\r\n"), None);
         assert_eq!(prompt("a -> b"), None);
+        assert_eq!(prompt("E000: Success\r\n\r\napc>"), Some(Prompt::Cli));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `apc-telnet` driver against tests/sim/apc_console.py, a simulator of the APC Switched Rack
 //! PDU's telnet Control Console (real telnet negotiation, the manual's menu text, login, one session
 //! at a time, a log of what was done): switching and reading outlets through two firmware menu
-//! layouts, a refused login, and the faults.
+//! layouts and the `apc>` command line of newer firmware, a refused login, and the faults.
 
 use std::process::Command;
 use std::time::Duration;
@@ -106,6 +106,37 @@ async fn older_firmware_menu_numbering() {
     driver.set("12", OutletState::Off).await.expect("off");
     assert_eq!(driver.get("12").await.expect("read"), OutletState::Off);
     assert!(pdu.actions().contains(&"outlet 12 off".to_owned()));
+}
+
+#[tokio::test]
+async fn command_line_firmware() {
+    let pdu = Console::start(&["--firmware", "cli", "--outlets", "24"]);
+    let driver = load(apc_telnet::load, &pdu.config(""));
+    assert_eq!(driver.get("17").await.expect("read"), OutletState::On);
+    driver.set("17", OutletState::Off).await.expect("off");
+    assert_eq!(driver.get("17").await.expect("read"), OutletState::Off);
+    driver.set("17", OutletState::On).await.expect("on");
+    let e = driver
+        .set("30", OutletState::On)
+        .await
+        .expect_err("24 outlets");
+    assert!(
+        matches!(&e, DriverError::Refused(m) if m.contains("E102")),
+        "{e}"
+    );
+    let actions = pdu.actions();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|l| l.starts_with("outlet "))
+            .collect::<Vec<_>>(),
+        ["outlet 17 off", "outlet 17 on"]
+    );
+    assert_eq!(
+        actions.iter().filter(|l| *l == "logout").count(),
+        5,
+        "every session exits: {actions:?}"
+    );
 }
 
 #[tokio::test]

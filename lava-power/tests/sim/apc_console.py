@@ -12,6 +12,9 @@ session at a time, keeps the outlets' state, and logs to LOG_FILE, one line each
   outlet <N> <on|off|reboot> / logout / disconnect
 --firmware aos2 numbers the menus differently (Device Manager lists "Outlet Control/Configuration"
 first, no Outlet Management level), as older firmware does: drivers must navigate by menu text.
+--firmware cli answers the login with the `apc>` command line of AOS 6 (AP86xx/AP89xx): olOn N,
+olOff N, olReboot N, olStatus N|all, exit; "E000: Success", "E102: Parameter Error",
+"E101: Command Not Found".
 """
 
 import argparse
@@ -234,6 +237,9 @@ class Console:
             log("login-failed %s" % user)
         else:
             return
+        if args.firmware == "cli":
+            await self.command_line()
+            return
         screen = "main"
         outlet = None
         while True:
@@ -309,6 +315,48 @@ class Console:
                     return
 
 
+    async def command_line(self):
+        self.send("\r\n\r\nSchneider Electric                      Network Management Card AOS      v6.8.2\r\n"
+                  "(c) Copyright 2019 All Rights Reserved  RPDU 2g APP                      v6.8.0\r\n"
+                  + LINE + "\r\n"
+                  "Name      : apcRPDU                                   Date : 11/27/2026\r\n"
+                  "Stat      : P+ N4+ N6+ A+\r\n\r\n"
+                  "Type ? for command listing\r\n"
+                  "Use tcpip command for IP address(-i), subnet(-s), and gateway(-g)\r\n")
+        while True:
+            self.send("\r\napc>")
+            await self.writer.drain()
+            cmd = await self.line()
+            if cmd is None:
+                return
+            words = cmd.split()
+            if not words or cmd == ESC:
+                continue
+            verb = words[0].lower()
+            if verb in ("exit", "quit", "bye"):
+                self.send("\r\nBye.\r\n")
+                await self.writer.drain()
+                log("logout")
+                return
+            if verb not in ("olon", "oloff", "olreboot", "olstatus"):
+                self.send("E101: Command Not Found\r\n")
+                continue
+            targets = list(outlets) if words[1:] == ["all"] else None
+            if targets is None:
+                if len(words) != 2 or not words[1].isdigit() or int(words[1]) not in outlets:
+                    self.send("E102: Parameter Error\r\n")
+                    continue
+                targets = [int(words[1])]
+            self.send("E000: Success\r\n")
+            for n in targets:
+                if verb == "olstatus":
+                    self.send(" %d: Outlet %d: %s\r\n" % (n, n, "On" if outlets[n] else "Off"))
+                else:
+                    action = {"olon": "on", "oloff": "off", "olreboot": "reboot"}[verb]
+                    outlets[n] = action != "off"
+                    log("outlet %d %s" % (n, action))
+
+
 async def handle(reader, writer):
     try:
         await Console(reader, writer).run()
@@ -326,7 +374,7 @@ async def main():
     p.add_argument("--outlets", type=int, default=8)
     p.add_argument("--user", default="apc")
     p.add_argument("--password", default="apc")
-    p.add_argument("--firmware", default="aos3", choices=["aos3", "aos2"])
+    p.add_argument("--firmware", default="aos3", choices=["aos3", "aos2", "cli"])
     args = p.parse_args()
     outlets.update({n: True for n in range(1, args.outlets + 1)})
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
