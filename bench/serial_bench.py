@@ -235,55 +235,53 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
-def measure_rtt(srv, master, count):
-    pid, rep = fork_board(board_echo, master)
+def measure_rtt(setups, floor_pty, count):
+    """1-byte round trips, interleaved: one ping to each server in turn (and to the bare pty), so
+    whatever else the machine is doing hits every server alike."""
+    boards = [fork_board(board_echo, st.master) for st in setups]
+    floor_board = fork_board(board_echo, floor_pty[0])
     try:
-        s = srv.connect()
-        s.settimeout(5)
-        # First ping: drains a telnet greeting and makes us a plain client at once.
-        s.sendall(b"x")
-        buf = b""
-        while not buf.endswith(b"x"):
-            buf += s.recv(4096)
-        samples = []
+        socks = []
+        for st in setups:
+            s = st.srv.connect()
+            s.settimeout(5)
+            # First ping: drains a telnet greeting and makes us a plain client at once.
+            s.sendall(b"x")
+            buf = b""
+            while not buf.endswith(b"x"):
+                buf += s.recv(4096)
+            socks.append(s)
+        samples = [[] for _ in setups]
+        floor = []
+        slave = floor_pty[1]
         for i in range(count + 50):
-            t0 = time.perf_counter_ns()
-            s.sendall(b"y")
-            d = s.recv(1)
-            t1 = time.perf_counter_ns()
-            if d != b"y":
-                raise RuntimeError(f"{srv.name}: echo gave {d!r}")
-            if i >= 50:
-                samples.append((t1 - t0) / 1000)
-        s.close()
-    finally:
-        stop_child(pid)
-        os.close(rep)
-    samples.sort()
-    return {"p50_us": percentile(samples, 50), "p99_us": percentile(samples, 99),
-            "mean_us": sum(samples) / len(samples)}
-
-
-def measure_rtt_floor(slave, master, count):
-    """The pty alone: write the slave, the board echoes, read the slave."""
-    pid, rep = fork_board(board_echo, master)
-    try:
-        samples = []
-        for i in range(count + 50):
+            for k, s in enumerate(socks):
+                t0 = time.perf_counter_ns()
+                s.sendall(b"y")
+                d = s.recv(1)
+                t1 = time.perf_counter_ns()
+                if d != b"y":
+                    raise RuntimeError(f"{setups[k].srv.name}: echo gave {d!r}")
+                if i >= 50:
+                    samples[k].append((t1 - t0) / 1000)
             t0 = time.perf_counter_ns()
             os.write(slave, b"y")
             d = os.read(slave, 1)
             t1 = time.perf_counter_ns()
-            if d != b"y":
-                raise RuntimeError(f"pty floor: echo gave {d!r}")
             if i >= 50:
-                samples.append((t1 - t0) / 1000)
+                floor.append((t1 - t0) / 1000)
+        for s in socks:
+            s.close()
     finally:
-        stop_child(pid)
-        os.close(rep)
-    samples.sort()
-    return {"p50_us": percentile(samples, 50), "p99_us": percentile(samples, 99),
-            "mean_us": sum(samples) / len(samples)}
+        for pid, rep in boards + [floor_board]:
+            stop_child(pid)
+            os.close(rep)
+
+    def summary(v):
+        v.sort()
+        return {"p50_us": percentile(v, 50), "p99_us": percentile(v, 99), "mean_us": sum(v) / len(v)}
+
+    return [summary(v) for v in samples], summary(floor)
 
 
 NOTICE = re.compile(rb"\r\n\[lava-serial: [^\]\r]*\]\r\n")
@@ -447,85 +445,163 @@ def measure_upload(srv, master, size, timeout=60.0):
             "MBps": size / secs / 1e6, "server_cpu_s": cpu1 - cpu0}
 
 
-def measure_idle(srv, seconds):
-    """Wakeups per second and memory with one client attached and a silent board."""
-    s = srv.connect()
-    s.sendall(b"i")  # plain client at once; ser2net opens the device now
-    time.sleep(0.5)  # let the connection settle before counting
-    c0 = srv.ctxt_switches()
+def pts_watch():
+    """An inotify watch on /dev/pts (ptys created/removed by anything on the machine), to tell
+    apart wakeups a server causes itself from wakeups caused by its watch on the device's
+    directory. Returns a function giving the events seen so far, or None without inotify."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        # IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        if fd < 0 or libc.inotify_add_watch(fd, b"/dev/pts", 0x4 | 0x40 | 0x80 | 0x100 | 0x200) < 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    count = [0]
+
+    def events():
+        while True:
+            try:
+                d = os.read(fd, 65536)
+            except BlockingIOError:
+                return count[0]
+            off = 0
+            while off + 16 <= len(d):
+                count[0] += 1
+                off += 16 + struct.unpack_from("I", d, off + 12)[0]
+
+    return events
+
+
+def measure_idle(setups, seconds):
+    """Wakeups per second and memory of every server over the same quiet interval, each with one
+    client attached and a silent board."""
+    socks = []
+    for st in setups:
+        s = st.srv.connect()
+        s.sendall(b"i")  # plain client at once; ser2net opens the device now
+        socks.append(s)
+    time.sleep(0.5)  # let the connections settle before counting
+    pts = pts_watch()
+    c0 = [st.srv.ctxt_switches() for st in setups]
     time.sleep(seconds)
-    c1 = srv.ctxt_switches()
-    rss = srv.proc_status("VmRSS")
-    anon, file = srv.proc_status("RssAnon"), srv.proc_status("RssFile")
-    s.close()
-    return {"seconds": seconds, "wakeups_per_s": (c1 - c0) / seconds, "rss_kib": rss,
-            "rss_anon_kib": anon, "rss_file_kib": file,
-            "threads": len(os.listdir(f"/proc/{srv.pid}/task"))}
+    c1 = [st.srv.ctxt_switches() for st in setups]
+    pts_events = pts() if pts else None
+    out = []
+    for st, a, b in zip(setups, c0, c1):
+        srv = st.srv
+        out.append({"seconds": seconds, "wakeups_per_s": (b - a) / seconds,
+                    "rss_kib": srv.proc_status("VmRSS"), "rss_anon_kib": srv.proc_status("RssAnon"),
+                    "rss_file_kib": srv.proc_status("RssFile"),
+                    "threads": len(os.listdir(f"/proc/{srv.pid}/task")),
+                    "dev_pts_events_per_s": pts_events / seconds if pts_events is not None else None})
+    for s in socks:
+        s.close()
+    return out
 
 
 def flush_pty(slave):
     termios.tcflush(slave, termios.TCIOFLUSH)
 
 
-def best_of(runs, measure, key, slave, size, target_s=1.0, max_size=256 << 20):
-    """The best of `runs` runs of measure(size) (the machine may be shared: the best run is the
-    least disturbed); a run that lost bytes is never preferred to a complete one. All runs are kept.
-    A first run shorter than half of `target_s` is a pilot: the size is scaled so runs last about
-    `target_s`, so fast and slow servers are both timed over a meaningful interval."""
-    all_runs = []
-    flush_pty(slave)
-    first = measure(size)
-    secs = first.get("seconds", 0)
-    complete = first.get("complete", first.get("complete_clients") == first.get("clients"))
-    if complete and secs and secs == secs and secs < target_s / 2:
-        size = min(max_size, int(size * target_s / max(secs, 1e-3)))
-    else:
-        all_runs.append(first)
-    while len(all_runs) < runs:
-        flush_pty(slave)
-        all_runs.append(measure(size))
-    def complete(r):
-        return r.get("complete", r.get("complete_clients") == r.get("clients"))
-    best = max(all_runs, key=lambda r: (complete(r), r[key]))
-    return dict(best, runs=[round(r[key], 2) for r in all_runs])
+class Setup:
+    """One server under test on its own pty."""
+
+    def __init__(self, make, workdir):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.tty = os.ttyname(self.slave)
+        self.srv, argv, cfg = make(self.tty, workdir)
+        self.res = {"name": self.srv.name, "argv": argv}
+        if cfg:
+            with open(cfg) as f:
+                self.res["config"] = f.read()
+        print(f"== {self.srv.name}: pid {self.srv.pid}, port {self.srv.port}, {self.tty}", flush=True)
+
+    def close(self):
+        self.srv.stop()
+        os.close(self.master)
+        os.close(self.slave)
 
 
-def run_one(make, args, workdir):
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    tty_path = os.ttyname(slave)
-    srv, argv, cfg = make(tty_path, workdir)
-    res = {"name": srv.name, "argv": argv}
-    if cfg:
-        with open(cfg) as f:
-            res["config"] = f.read()
+def complete(r):
+    return r.get("complete", r.get("complete_clients") == r.get("clients"))
+
+
+def interleaved_best(setups, runs, measure, key, size, target_s=1.0, max_size=256 << 20):
+    """The best of `runs` runs of measure(setup, size) per server, the servers taking turns (the
+    machine may be shared: the best run is the least disturbed one); a run that lost bytes is
+    never preferred to a complete one; every run is kept. A first run shorter than half of
+    `target_s` is a pilot: that server's size is scaled so its runs last about `target_s`."""
+    sizes, all_runs = [], []
+    for st in setups:
+        flush_pty(st.slave)
+        first = measure(st, size)
+        secs = first.get("seconds", 0)
+        if complete(first) and secs and secs == secs and secs < target_s / 2:
+            sizes.append(min(max_size, int(size * target_s / max(secs, 1e-3))))
+            all_runs.append([])
+        else:
+            sizes.append(size)
+            all_runs.append([first])
+    for _ in range(runs):
+        for st, sz, rs in zip(setups, sizes, all_runs):
+            if len(rs) < runs:
+                flush_pty(st.slave)
+                rs.append(measure(st, sz))
+    out = []
+    for rs in all_runs:
+        best = max(rs, key=lambda r: (complete(r), r[key]))
+        out.append(dict(best, runs=[round(r[key], 2) for r in rs]))
+    return out
+
+
+def run_all(makers, args, workdir):
+    setups = []
+    floor_pty = os.openpty()
+    tty.setraw(floor_pty[1])
     try:
-        print(f"== {srv.name} (pid {srv.pid}, port {srv.port}, {tty_path})", flush=True)
-        res["rss_start_kib"] = srv.proc_status("VmRSS")
-        res["rtt"] = measure_rtt(srv, master, args.rtt_count)
-        print(f"   rtt {res['rtt']}", flush=True)
-        flush_pty(slave)
-        res["down"] = best_of(args.runs, lambda size: measure_fanout(srv, master, 1, size, args.window_kib << 10),
-                              "aggregate_MBps", slave, args.bulk_mb << 20)
-        print(f"   board->client {res['down']}", flush=True)
-        res["up"] = best_of(args.runs, lambda size: measure_upload(srv, master, size), "MBps", slave,
-                            args.bulk_mb << 20)
-        print(f"   client->board {res['up']}", flush=True)
-        res["fanout"] = []
+        for make in makers:
+            setups.append(Setup(make, workdir))
+        for st in setups:
+            st.res["rss_start_kib"] = st.srv.proc_status("VmRSS")
+        rtts, floor = measure_rtt(setups, floor_pty, args.rtt_count)
+        for st, r in zip(setups, rtts):
+            st.res["rtt"] = r
+        print(f"   rtt: " + ", ".join(f"{st.srv.name} {st.res['rtt']['p50_us']:.0f} µs" for st in setups)
+              + f", pty alone {floor['p50_us']:.0f} µs", flush=True)
+        window = args.window_kib << 10
+        for st, r in zip(setups, interleaved_best(
+                setups, args.runs, lambda st, size: measure_fanout(st.srv, st.master, 1, size, window),
+                "aggregate_MBps", args.bulk_mb << 20)):
+            st.res["down"] = r
+            print(f"   board->client {st.srv.name}: {r}", flush=True)
+        for st, r in zip(setups, interleaved_best(
+                setups, args.runs, lambda st, size: measure_upload(st.srv, st.master, size),
+                "MBps", args.bulk_mb << 20)):
+            st.res["up"] = r
+            print(f"   client->board {st.srv.name}: {r}", flush=True)
+        for st in setups:
+            st.res["fanout"] = []
         for n in (1, 8, 32):
-            r = best_of(args.runs, lambda size: measure_fanout(srv, master, n, size, args.window_kib << 10), "aggregate_MBps",
-                        slave, max(64 << 10, (args.fanout_mb << 20) // n), max_size=(1 << 30) // n)
-            print(f"   fan-out {r}", flush=True)
-            res["fanout"].append(r)
-        flush_pty(slave)
-        res["idle"] = measure_idle(srv, args.idle_seconds)
-        print(f"   idle {res['idle']}", flush=True)
-        res["hwm_kib"] = srv.proc_status("VmHWM")
+            for st, r in zip(setups, interleaved_best(
+                    setups, args.runs,
+                    lambda st, size: measure_fanout(st.srv, st.master, n, size, window),
+                    "aggregate_MBps", max(64 << 10, (args.fanout_mb << 20) // n), max_size=(1 << 30) // n)):
+                st.res["fanout"].append(r)
+                print(f"   fan-out {st.srv.name}: {r}", flush=True)
+        for st, r in zip(setups, measure_idle(setups, args.idle_seconds)):
+            st.res["idle"] = r
+            print(f"   idle {st.srv.name}: {r}", flush=True)
+        for st in setups:
+            st.res["hwm_kib"] = st.srv.proc_status("VmHWM")
     finally:
-        srv.stop()
-        os.close(master)
-        os.close(slave)
-    return res
+        for st in setups:
+            st.close()
+        os.close(floor_pty[0])
+        os.close(floor_pty[1])
+    return [st.res for st in setups], floor
 
 
 def ratio(a, b):
@@ -556,6 +632,7 @@ def markdown(results, floor, args):
             lambda r, i=i: f"{r['fanout'][i]['aggregate_MBps']:.1f} ({r['fanout'][i]['complete_clients']}/{r['fanout'][i]['clients']})")
     row("server CPU s, fan-out 32", lambda r: f"{r['fanout'][2]['server_cpu_s']:.2f}")
     row(f"idle wakeups/s (1 client, {args.idle_seconds} s)", lambda r: f"{r['idle']['wakeups_per_s']:.1f}")
+    row("… /dev/pts events/s meanwhile (other processes' ptys)", lambda r: f"{r['idle']['dev_pts_events_per_s']:.1f}")
     row("threads", lambda r: f"{r['idle']['threads']}")
     row("VmRSS idle (KiB)", lambda r: f"{r['idle']['rss_kib']}")
     row("… of which anonymous / file-backed (KiB)", lambda r: f"{r['idle']['rss_anon_kib']} / {r['idle']['rss_file_kib']}")
@@ -569,9 +646,9 @@ def markdown(results, floor, args):
         l = lava[0]
         checks = [
             ("RTT p50 ≤ 1/20 of ser2net default", l["rtt"]["p50_us"] <= dflt["rtt"]["p50_us"] / 20,
-             f"{ratio(dflt['rtt']['p50_us'], l['rtt']['p50_us']):.1f}× lower"),
+             f"ser2net/lava-serial = {ratio(dflt['rtt']['p50_us'], l['rtt']['p50_us']):.1f} (≥ 20 needed)"),
             ("RTT p50 ≤ ser2net tuned", l["rtt"]["p50_us"] <= tuned["rtt"]["p50_us"],
-             f"{ratio(tuned['rtt']['p50_us'], l['rtt']['p50_us']):.2f}× lower"),
+             f"ser2net/lava-serial = {ratio(tuned['rtt']['p50_us'], l['rtt']['p50_us']):.2f} (≥ 1 needed)"),
             ("bulk board→client ≥ 3× ser2net default",
              l["down"]["aggregate_MBps"] >= 3 * dflt["down"]["aggregate_MBps"] and l["down"]["complete_clients"] == 1,
              f"{ratio(l['down']['aggregate_MBps'], dflt['down']['aggregate_MBps']):.1f}×"),
@@ -619,16 +696,8 @@ def main():
     chosen = [k for k in makers if not args.only or k in args.only.split(",")]
 
     started = time.time()
-    results = []
     with tempfile.TemporaryDirectory() as workdir:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        floor = measure_rtt_floor(slave, master, args.rtt_count)
-        os.close(master)
-        os.close(slave)
-        print(f"== pty alone: rtt {floor}", flush=True)
-        for key in chosen:
-            results.append(run_one(makers[key], args, workdir))
+        results, floor = run_all([makers[k] for k in chosen], args, workdir)
 
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
