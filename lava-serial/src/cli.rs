@@ -306,7 +306,9 @@ pub async fn serve(cfg: PortConfig, listen: Listen) -> anyhow::Result<()> {
         lava_common::shutdown::signal().await;
         lava_common::notify::stopping();
     };
+    // Biased: the server's first poll installs the signal handlers before READY is sent.
     tokio::select! {
+        biased;
         r = crate::server::run(listener, cfg, shutdown) => r.with_context(|| format!("serving {board}"))?,
         _ = ready => {}
     }

@@ -317,7 +317,7 @@ mod tests {
         drop(log);
         thread.join();
         let text = read(&path);
-        let lines: Vec<&str> = text.lines().collect();
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
         assert_eq!(lines.len(), 5, "{text}");
         let bodies: Vec<&str> = lines
             .iter()

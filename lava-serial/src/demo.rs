@@ -206,6 +206,8 @@ struct SimBoard {
     state: State,
     line: Vec<u8>,
     next: Instant,
+    /// The last byte was a CR: a following LF (or NUL) is part of the same line end.
+    after_cr: bool,
 }
 
 impl SimBoard {
@@ -221,6 +223,7 @@ impl SimBoard {
             state: if on { State::Booting(0) } else { State::Off },
             line: Vec::new(),
             next: Instant::now(),
+            after_cr: false,
         })
     }
 
@@ -285,22 +288,23 @@ impl SimBoard {
             return Ok(()); // off or booting: typed bytes go nowhere
         }
         for &b in bytes {
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+            if after_cr && (b == b'\n' || b == 0) {
+                continue;
+            }
             match b {
                 b'\r' | b'\n' => {
-                    if b == b'\n' && self.line.is_empty() && self.state == State::Shell {
-                        // The LF of a CR LF pair.
-                    }
                     self.write(b"\r\n").await?;
                     let line = String::from_utf8_lossy(&std::mem::take(&mut self.line))
                         .trim()
                         .to_owned();
                     self.command(&line).await?;
                 }
-                0x7f | 0x08 => {
-                    if self.line.pop().is_some() {
-                        self.write(b"\x08 \x08").await?;
-                    }
+                0x7f | 0x08 if !self.line.is_empty() => {
+                    self.line.pop();
+                    self.write(b"\x08 \x08").await?;
                 }
+                0x7f | 0x08 => {}
                 0x03 => {
                     self.line.clear();
                     self.write(b"^C\r\n").await?;

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,9 +230,21 @@ pub struct Owner {
     break_on: bool,
     dtr: bool,
     rts: bool,
-    /// Bytes each client wrote while the adapter was gone, reported when it is back.
-    dropped: HashMap<ClientId, u64>,
+    /// Bytes each client wrote while the adapter was gone and not yet reported to it.
+    dropped: HashMap<ClientId, Dropped>,
 }
+
+/// Writes dropped for one client: reported at once, then at most once a second while the
+/// adapter stays gone (so typing into a dead console is not a notice per key), and the rest when
+/// it is back.
+#[derive(Default)]
+struct Dropped {
+    unreported: u64,
+    last_notice: Option<std::time::Instant>,
+}
+
+/// Least time between two dropped-writes notices to one client.
+const DROPPED_NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 /// Why serving an open device ended.
 enum End {
@@ -306,18 +317,19 @@ impl Owner {
         }
     }
 
-    /// Waits until the device is there and opens it. `None`: shut down.
+    /// Waits until the device is there and opens it (the watcher retries a node udev is still
+    /// setting up). `None`: shut down. Clients are served meanwhile: their writes are dropped
+    /// and counted, line changes are remembered for the open.
     async fn wait_for_device(&mut self, first: bool) -> Option<Device> {
-        let mut candidate: Option<PathBuf> = self.watcher.current();
-        if first && candidate.is_none() {
+        if first && self.watcher.current().is_none() {
             tracing::info!(board = %self.cfg.board, "adapter absent; listening, clients wait for it");
             self.event("adapter absent at start");
         }
         loop {
-            if let Some(path) = candidate.take() {
-                match Device::open(&path, &self.settings) {
+            tokio::select! {
+                r = self.watcher.open(&self.settings) => match r {
                     Ok(dev) => {
-                        tracing::info!(board = %self.cfg.board, path = %path.display(), settings = %self.settings, "device open");
+                        tracing::info!(board = %self.cfg.board, path = %dev.path().display(), settings = %self.settings, "device open");
                         self.restore_modem_lines(&dev);
                         return Some(dev);
                     }
@@ -326,20 +338,6 @@ impl Owner {
                         if !self.idle_for(REOPEN_BACKOFF).await {
                             return None;
                         }
-                        candidate = self.watcher.current();
-                        continue;
-                    }
-                }
-            }
-            tokio::select! {
-                r = self.watcher.appeared() => match r {
-                    Ok(path) => candidate = Some(path),
-                    Err(e) => {
-                        tracing::error!(board = %self.cfg.board, error = %e, "cannot watch for the adapter; retrying");
-                        if !self.idle_for(REOPEN_BACKOFF).await {
-                            return None;
-                        }
-                        candidate = self.watcher.current();
                     }
                 },
                 c = self.control.recv() => match c {
@@ -399,7 +397,7 @@ impl Owner {
                     writing = None;
                     if let Err(e) = r {
                         tracing::warn!(board = %self.cfg.board, client = write_id, error = %e, bytes = write_len, "device write failed");
-                        *self.dropped.entry(write_id).or_default() += write_len as u64;
+                        self.dropped.entry(write_id).or_default().unreported += write_len as u64;
                     }
                 }
                 w = self.writes.recv(), if writing.is_none() => match w {
@@ -471,17 +469,31 @@ impl Owner {
     }
 
     fn drop_write(&mut self, w: WriteReq) {
-        *self.dropped.entry(w.id).or_default() += w.data.len() as u64;
+        let d = self.dropped.entry(w.id).or_default();
+        d.unreported += w.data.len() as u64;
+        let due = d
+            .last_notice
+            .map_or(true, |t| t.elapsed() >= DROPPED_NOTICE_EVERY);
+        if due {
+            let n = std::mem::take(&mut d.unreported);
+            d.last_notice = Some(std::time::Instant::now());
+            self.dropped_notice(w.id, n);
+        }
     }
 
+    fn dropped_notice(&self, id: ClientId, n: u64) {
+        if n > 0 && self.clients.contains_key(&id) {
+            self.broadcast_notice(
+                &format!("{n} bytes written while the adapter was gone were dropped"),
+                Target::Only(id),
+            );
+        }
+    }
+
+    /// When the adapter is back: the dropped bytes not reported yet.
     fn report_dropped(&mut self) {
-        for (id, n) in std::mem::take(&mut self.dropped) {
-            if n > 0 && self.clients.contains_key(&id) {
-                self.broadcast_notice(
-                    &format!("{n} bytes written while the adapter was gone were dropped"),
-                    Target::Only(id),
-                );
-            }
+        for (id, d) in std::mem::take(&mut self.dropped) {
+            self.dropped_notice(id, d.unreported);
         }
     }
 
