@@ -4,6 +4,7 @@
 mod adapter;
 mod cli;
 mod data;
+mod demo;
 mod hello;
 mod log;
 mod real_clients;
