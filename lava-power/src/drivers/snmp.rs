@@ -1,10 +1,12 @@
 //! The `snmp` driver (and `apc-snmp`, the same with the `apc` preset): switches an outlet with one
-//! SNMP v1/v2c SET of an INTEGER and reads it back with a GET, over UDP. The BER encoding of the few
-//! message shapes this needs is written here, sans-IO, so the wire format is tested on its own.
+//! SNMP SET of an INTEGER and reads it back with a GET, over UDP: v1 and v2c with communities, v3
+//! with the User-based Security Model (noAuthNoPriv, authNoPriv with HMAC-MD5-96/HMAC-SHA-96,
+//! authPriv with DES-CBC or AES-128-CFB; RFC 3414, RFC 3826). The BER encoding of the few message
+//! shapes this needs is written here, sans-IO, so the wire format is tested on its own.
 
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +35,12 @@ crate::pdu_keys! {
         state_oid: Option<Spanned<String>>,
         state_on_value: Option<Spanned<i64>>,
         state_off_value: Option<Spanned<i64>>,
+        username: Option<Spanned<String>>,
+        auth_protocol: Option<Spanned<String>>,
+        auth_password: Option<Spanned<String>>,
+        priv_protocol: Option<Spanned<String>>,
+        priv_password: Option<Spanned<String>>,
+        context: Option<Spanned<String>>,
     }
 }
 
@@ -124,6 +132,7 @@ pub const PRESETS: &[Preset] = &[
 pub enum Version {
     V1,
     V2c,
+    V3,
 }
 
 impl Version {
@@ -131,7 +140,62 @@ impl Version {
         match self {
             Version::V1 => 0,
             Version::V2c => 1,
+            Version::V3 => 3,
         }
+    }
+}
+
+/// How requests are authorized.
+#[derive(Debug)]
+enum Security {
+    /// v1/v2c.
+    Community { read: Vec<u8>, write: Vec<u8> },
+    /// v3.
+    Usm(Usm),
+}
+
+/// A v3 user and the keys localized to the agent's engine (cached: deriving them hashes 1 MB).
+#[derive(Debug)]
+struct Usm {
+    user: UsmUser,
+    keys: std::sync::Mutex<Option<LocalKeys>>,
+    salt: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct LocalKeys {
+    engine_id: Vec<u8>,
+    auth: Option<Vec<u8>>,
+    privacy: Option<Vec<u8>>,
+}
+
+impl Usm {
+    fn keys(&self, engine_id: &[u8]) -> LocalKeys {
+        if let Ok(cache) = self.keys.lock() {
+            if let Some(k) = cache.as_ref().filter(|k| k.engine_id == engine_id) {
+                return k.clone();
+            }
+        }
+        let auth = self.user.auth.as_ref().map(|(proto, password)| {
+            localize_key(*proto, &password_to_key(*proto, password), engine_id)
+        });
+        let privacy = match (&self.user.auth, &self.user.privacy) {
+            (Some((proto, _)), Some((_, password))) => Some(localize_key(
+                *proto,
+                &password_to_key(*proto, password),
+                engine_id,
+            )),
+            _ => None,
+        };
+        let keys = LocalKeys {
+            engine_id: engine_id.to_vec(),
+            auth,
+            privacy,
+        };
+        if let Ok(mut cache) = self.keys.lock() {
+            *cache = Some(keys.clone());
+        }
+        keys
     }
 }
 
@@ -142,8 +206,7 @@ pub struct SnmpDriver {
     host: String,
     port: u16,
     version: Version,
-    read_community: Vec<u8>,
-    write_community: Vec<u8>,
+    security: Security,
     on: (Template, i64),
     off: (Template, i64),
     state: Option<(Template, i64, i64)>,
@@ -200,36 +263,54 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
     {
         None | Some(("1", _)) => Version::V1,
         Some(("2c", _)) | Some(("2", _)) => Version::V2c,
-        Some(("3", span)) => {
-            return Err(src.invalid(
-                Some(span),
-                "version",
-                "SNMPv3 (USM) is not supported by this driver yet",
-                Some("use version = \"1\" or \"2c\" and a write community".into()),
-            ))
-        }
+        Some(("3", _)) => Version::V3,
         Some((other, span)) => {
             return Err(src.invalid(
                 Some(span),
                 "version",
                 format!("unknown SNMP version `{other}`"),
-                Some("use \"1\" or \"2c\"".into()),
+                Some("use \"1\", \"2c\" or \"3\"".into()),
             ))
         }
     };
-    let community = raw.community.as_ref().map(|c| c.get_ref().clone());
-    let read_community = raw
-        .read_community
-        .as_ref()
-        .map(|c| c.get_ref().clone())
-        .or_else(|| community.clone())
-        .unwrap_or_else(|| "public".to_owned());
-    let write_community = raw
-        .write_community
-        .as_ref()
-        .map(|c| c.get_ref().clone())
-        .or(community)
-        .unwrap_or_else(|| "private".to_owned());
+    let security = if version == Version::V3 {
+        Security::Usm(usm_keys(src, &raw)?)
+    } else {
+        for (key, v) in [
+            ("username", &raw.username),
+            ("auth_protocol", &raw.auth_protocol),
+            ("auth_password", &raw.auth_password),
+            ("priv_protocol", &raw.priv_protocol),
+            ("priv_password", &raw.priv_password),
+            ("context", &raw.context),
+        ] {
+            if let Some(v) = v {
+                return Err(src.invalid(
+                    Some(v.span()),
+                    key,
+                    format!("`{key}` is an SNMPv3 key"),
+                    Some("add version = \"3\", or remove the key".into()),
+                ));
+            }
+        }
+        let community = raw.community.as_ref().map(|c| c.get_ref().clone());
+        let read = raw
+            .read_community
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .or_else(|| community.clone())
+            .unwrap_or_else(|| "public".to_owned());
+        let write = raw
+            .write_community
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .or(community)
+            .unwrap_or_else(|| "private".to_owned());
+        Security::Community {
+            read: read.into_bytes(),
+            write: write.into_bytes(),
+        }
+    };
 
     let preset_name = match &raw.preset {
         Some(p) => Some((p.get_ref().as_str(), Some(p.span()))),
@@ -352,8 +433,7 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
         host: host.clone(),
         port,
         version,
-        read_community: read_community.into_bytes(),
-        write_community: write_community.into_bytes(),
+        security,
         on: (on_oid, on_value),
         off: (off_oid, off_value),
         state: state_oid.map(|t| (t, state_on, state_off)),
@@ -363,6 +443,126 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         common,
         driver: Arc::new(driver),
+    })
+}
+
+/// The v3 keys: a user, and the passwords that choose the security level.
+fn usm_keys(src: &Source, raw: &Raw) -> Result<Usm, ConfigError> {
+    for (key, v) in [
+        ("community", &raw.community),
+        ("read_community", &raw.read_community),
+        ("write_community", &raw.write_community),
+    ] {
+        if let Some(v) = v {
+            return Err(src.invalid(
+                Some(v.span()),
+                key,
+                "SNMPv3 has no communities",
+                Some("use username (and auth_password, priv_password)".into()),
+            ));
+        }
+    }
+    let name = required(
+        src,
+        &raw.username,
+        "username",
+        "the SNMPv3 user, e.g. username = \"lava\"",
+    )?;
+    let password = |key: &str, v: &Spanned<String>| {
+        if v.get_ref().len() < 8 {
+            Err(src.invalid(
+                Some(v.span()),
+                key,
+                "SNMPv3 passwords have at least 8 characters",
+                Some("use the password configured on the PDU".into()),
+            ))
+        } else {
+            Ok(v.get_ref().clone())
+        }
+    };
+    let auth_protocol = match raw
+        .auth_protocol
+        .as_ref()
+        .map(|p| (p.get_ref().to_ascii_uppercase(), p.span()))
+    {
+        None => AuthProtocol::Md5,
+        Some((p, _)) if p == "MD5" => AuthProtocol::Md5,
+        Some((p, _)) if p == "SHA" || p == "SHA1" || p == "SHA-1" => AuthProtocol::Sha1,
+        Some((p, span)) => {
+            return Err(src.invalid(
+                Some(span),
+                "auth_protocol",
+                format!("unknown authentication protocol `{p}`"),
+                Some("use \"MD5\" or \"SHA\"".into()),
+            ))
+        }
+    };
+    let priv_protocol = match raw
+        .priv_protocol
+        .as_ref()
+        .map(|p| (p.get_ref().to_ascii_uppercase(), p.span()))
+    {
+        None => PrivProtocol::Des,
+        Some((p, _)) if p == "DES" => PrivProtocol::Des,
+        Some((p, _)) if p == "AES" || p == "AES128" || p == "AES-128" => PrivProtocol::Aes128,
+        Some((p, span)) => {
+            return Err(src.invalid(
+                Some(span),
+                "priv_protocol",
+                format!("unknown privacy protocol `{p}`"),
+                Some("use \"DES\" or \"AES\" (AES-128)".into()),
+            ))
+        }
+    };
+    let auth = match &raw.auth_password {
+        Some(p) => Some((auth_protocol, password("auth_password", p)?)),
+        None => {
+            if let Some(p) = &raw.auth_protocol {
+                return Err(src.invalid(
+                    Some(p.span()),
+                    "auth_protocol",
+                    "an authentication protocol without auth_password",
+                    Some("add auth_password".into()),
+                ));
+            }
+            None
+        }
+    };
+    let privacy = match &raw.priv_password {
+        Some(p) if auth.is_none() => {
+            return Err(src.invalid(
+                Some(p.span()),
+                "priv_password",
+                "privacy needs authentication too (authPriv)",
+                Some("add auth_password (and auth_protocol)".into()),
+            ))
+        }
+        Some(p) => Some((priv_protocol, password("priv_password", p)?)),
+        None => {
+            if let Some(p) = &raw.priv_protocol {
+                return Err(src.invalid(
+                    Some(p.span()),
+                    "priv_protocol",
+                    "a privacy protocol without priv_password",
+                    Some("add priv_password".into()),
+                ));
+            }
+            None
+        }
+    };
+    Ok(Usm {
+        user: UsmUser {
+            name: name.into_bytes(),
+            auth,
+            privacy,
+            context: raw
+                .context
+                .as_ref()
+                .map(|c| c.get_ref().clone().into_bytes())
+                .unwrap_or_default(),
+        },
+        keys: std::sync::Mutex::new(None),
+        salt: AtomicU64::new(u64::from(initial_request_id() as u32) << 20),
     })
 }
 
@@ -450,15 +650,43 @@ impl SnmpDriver {
         self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & 0x3fff_ffff
     }
 
-    /// One request/response exchange: the request is resent once if unanswered, answers with
-    /// another request id are ignored, an undecodable datagram is a bad answer.
+    /// One GET or SET of one variable, by the configured version.
     async fn exchange(
         &self,
         pdu_tag: u8,
-        community: &[u8],
+        write: bool,
         oid: &[u32],
         value: Option<i64>,
     ) -> Result<VarValue, DriverError> {
+        let (socket, target) = self.socket().await?;
+        match &self.security {
+            Security::Community { read, write: w } => {
+                let community = if write { w } else { read };
+                let id = self.request_id();
+                let request = encode_request(self.version, community, pdu_tag, id, oid, value);
+                let response = self
+                    .roundtrip(&socket, target, &request, |d| {
+                        let m = decode(d)
+                            .map_err(|e| DriverError::BadAnswer(format!("{target}: {e}")))?;
+                        if m.pdu_tag != TAG_RESPONSE {
+                            return Err(DriverError::BadAnswer(format!(
+                                "{target}: expected a Response PDU (0xa2), got 0x{:02x}",
+                                m.pdu_tag
+                            )));
+                        }
+                        Ok((m.request_id == id).then_some(m))
+                    })
+                    .await?;
+                check_response(&response, oid)
+            }
+            Security::Usm(usm) => {
+                self.exchange_v3(usm, &socket, target, pdu_tag, oid, value)
+                    .await
+            }
+        }
+    }
+
+    async fn socket(&self) -> Result<(UdpSocket, SocketAddr), DriverError> {
         let target = resolve(&self.host, self.port).await?;
         let bind: SocketAddr = if target.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
@@ -472,13 +700,23 @@ impl SnmpDriver {
             .connect(target)
             .await
             .map_err(|e| DriverError::Unreachable(format!("{target}: {e}")))?;
-        let id = self.request_id();
-        let request = encode_request(self.version, community, pdu_tag, id, oid, value);
+        Ok((socket, target))
+    }
+
+    /// Sends `request` and waits for the datagram `accept` takes (`Ok(None)`: a stray answer to
+    /// another request, ignored). Unanswered, the request is sent once more after `resend_after`.
+    async fn roundtrip<T>(
+        &self,
+        socket: &UdpSocket,
+        target: SocketAddr,
+        request: &[u8],
+        mut accept: impl FnMut(&[u8]) -> Result<Option<T>, DriverError>,
+    ) -> Result<T, DriverError> {
         let mut buf = vec![0u8; 65_536];
         let mut sends = 0;
         loop {
             socket
-                .send(&request)
+                .send(request)
                 .await
                 .map_err(|e| DriverError::Unreachable(format!("{target}: {e}")))?;
             sends += 1;
@@ -488,21 +726,108 @@ impl SnmpDriver {
                 tokio::select! {
                     r = socket.recv(&mut buf) => {
                         let n = r.map_err(|e| recv_error(target, e))?;
-                        let response = decode(&buf[..n])
-                            .and_then(|m| if m.pdu_tag == TAG_RESPONSE { Ok(m) } else {
-                                Err(format!("expected a Response PDU (0xa2), got 0x{:02x}", m.pdu_tag))
-                            })
-                            .map_err(|e| DriverError::BadAnswer(format!("{target}: {e}")))?;
-                        if response.request_id != id {
-                            tracing::debug!(pdu_host = %self.host, got = response.request_id, want = id, "ignoring a stray SNMP response");
-                            continue;
+                        match accept(&buf[..n])? {
+                            Some(t) => return Ok(t),
+                            None => {
+                                tracing::debug!(pdu_host = %self.host, "ignoring a stray SNMP answer");
+                            }
                         }
-                        return check_response(&response, oid);
                     }
                     _ = &mut deadline, if sends < 2 => break,
                 }
             }
         }
+    }
+
+    /// A v3 exchange: engine discovery, then the authenticated (and encrypted) request; a
+    /// notInTimeWindows report (the agent rebooted or its clock moved) gets one more try.
+    async fn exchange_v3(
+        &self,
+        usm: &Usm,
+        socket: &UdpSocket,
+        target: SocketAddr,
+        pdu_tag: u8,
+        oid: &[u32],
+        value: Option<i64>,
+    ) -> Result<VarValue, DriverError> {
+        let bad = |e: String| DriverError::BadAnswer(format!("{target}: {e}"));
+        let disc_id = self.request_id();
+        let discovery = encode_v3(
+            &V3Header {
+                msg_id: disc_id,
+                flags: FLAG_REPORTABLE,
+                ..V3Header::default()
+            },
+            &encode_scoped(&[], &[], &encode_pdu(TAG_GET, disc_id, &[])),
+        );
+        let mut header = self
+            .roundtrip(socket, target, &discovery, |d| {
+                let m = decode_v3(d).map_err(bad)?;
+                if m.header.msg_id != disc_id {
+                    return Ok(None);
+                }
+                if m.header.engine_id.is_empty() {
+                    return Err(bad("engine discovery answered without an engine id".into()));
+                }
+                Ok(Some(m.header))
+            })
+            .await?;
+        let keys = usm.keys(&header.engine_id);
+        let user = &usm.user;
+        for _ in 0..2 {
+            let id = self.request_id();
+            let varbind = (
+                oid.to_vec(),
+                value.map_or(VarValue::Null, VarValue::Integer),
+            );
+            let scoped = encode_scoped(
+                &header.engine_id,
+                &user.context,
+                &encode_pdu(pdu_tag, id, &[varbind]),
+            );
+            let salt = usm.salt.fetch_add(1, Ordering::Relaxed);
+            let request = seal_v3(user, &keys, &header, id, &scoped, salt);
+            let (reply_header, pdu) = self
+                .roundtrip(socket, target, &request, |d| {
+                    let m = decode_v3(d).map_err(bad)?;
+                    if m.header.msg_id != id {
+                        return Ok(None);
+                    }
+                    open_v3(user, &keys, d, m).map(Some).map_err(bad)
+                })
+                .await?;
+            if pdu.pdu_tag == TAG_REPORT {
+                let report = pdu
+                    .varbinds
+                    .first()
+                    .map(|(o, _)| o.as_slice())
+                    .unwrap_or(&[]);
+                match usm_report(report) {
+                    Some(UsmReport::NotInTimeWindows) => {
+                        header.boots = reply_header.boots;
+                        header.time = reply_header.time;
+                        continue;
+                    }
+                    Some(r) => return Err(DriverError::Refused(format!("SNMPv3: {}", r.text()))),
+                    None => {
+                        return Err(DriverError::Refused(format!(
+                            "SNMPv3 report {}",
+                            format_oid(report)
+                        )))
+                    }
+                }
+            }
+            if pdu.pdu_tag != TAG_RESPONSE {
+                return Err(bad(format!(
+                    "expected a Response PDU, got 0x{:02x}",
+                    pdu.pdu_tag
+                )));
+            }
+            return check_response(&pdu, oid);
+        }
+        Err(DriverError::Refused(
+            "SNMPv3: the agent keeps reporting notInTimeWindows".into(),
+        ))
     }
 }
 
@@ -572,7 +897,7 @@ impl PowerDriver for SnmpDriver {
             };
             let oid = template.render(n)?;
             tracing::debug!(pdu_host = %self.host, outlet = n, oid = %format_oid(&oid), value, "SNMP SET");
-            self.exchange(TAG_SET, &self.write_community, &oid, Some(*value))
+            self.exchange(TAG_SET, true, &oid, Some(*value))
                 .await
                 .map(|_| ())
         })
@@ -586,10 +911,7 @@ impl PowerDriver for SnmpDriver {
             };
             let n = outlet_number(&outlet).map_err(DriverError::Refused)?;
             let oid = template.render(n)?;
-            match self
-                .exchange(TAG_GET, &self.read_community, &oid, None)
-                .await?
-            {
+            match self.exchange(TAG_GET, false, &oid, None).await? {
                 VarValue::Integer(v) if v == *on => Ok(OutletState::On),
                 VarValue::Integer(v) if v == *off => Ok(OutletState::Off),
                 VarValue::Integer(v) => Err(DriverError::BadAnswer(format!(
@@ -860,6 +1182,16 @@ pub fn decode(data: &[u8]) -> Result<Message, String> {
     let version = m.integer("version")?;
     let community = m.expect(TAG_OCTETS, "community")?.to_vec();
     let (pdu_tag, pdu) = m.read()?;
+    decode_pdu(version, community, pdu_tag, pdu)
+}
+
+/// Decodes a PDU's content (request id, error status and index, variables).
+fn decode_pdu(
+    version: i64,
+    community: Vec<u8>,
+    pdu_tag: u8,
+    pdu: &[u8],
+) -> Result<Message, String> {
     if !(0xa0..=0xa8).contains(&pdu_tag) {
         return Err(format!("expected an SNMP PDU, got tag 0x{pdu_tag:02x}"));
     }
@@ -925,6 +1257,506 @@ pub fn error_status_name(status: i64) -> String {
         .ok()
         .and_then(|i| NAMES.get(i))
         .map_or_else(|| format!("status {status}"), |n| (*n).to_owned())
+}
+
+// ---- SNMPv3 USM (RFC 3412, 3414, 3826), sans-IO ----
+
+/// Report-PDU.
+pub const TAG_REPORT: u8 = 0xa8;
+/// msgFlags bits.
+pub const FLAG_AUTH: u8 = 0x01;
+pub const FLAG_PRIV: u8 = 0x02;
+pub const FLAG_REPORTABLE: u8 = 0x04;
+/// The largest message this side accepts (as net-snmp announces).
+const MAX_MESSAGE: i64 = 65_507;
+/// HMAC-MD5-96 / HMAC-SHA-96 truncate to 12 bytes.
+const AUTH_LEN: usize = 12;
+
+/// The authentication protocol of a v3 user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthProtocol {
+    /// HMAC-MD5-96.
+    Md5,
+    /// HMAC-SHA-96.
+    Sha1,
+}
+
+/// The privacy protocol of a v3 user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivProtocol {
+    /// CBC-DES (RFC 3414 §8).
+    Des,
+    /// CFB128-AES-128 (RFC 3826).
+    Aes128,
+}
+
+/// A v3 user: no auth, auth, or auth and privacy.
+#[derive(Debug, Clone)]
+pub struct UsmUser {
+    pub name: Vec<u8>,
+    pub auth: Option<(AuthProtocol, String)>,
+    pub privacy: Option<(PrivProtocol, String)>,
+    pub context: Vec<u8>,
+}
+
+impl AuthProtocol {
+    fn hash(self, parts: &[&[u8]]) -> Vec<u8> {
+        use md5::Digest as _;
+        match self {
+            AuthProtocol::Md5 => {
+                let mut h = md5::Md5::new();
+                parts.iter().for_each(|p| h.update(p));
+                h.finalize().to_vec()
+            }
+            AuthProtocol::Sha1 => {
+                let mut h = sha1::Sha1::new();
+                parts.iter().for_each(|p| h.update(p));
+                h.finalize().to_vec()
+            }
+        }
+    }
+}
+
+/// RFC 3414 A.2: a password stretched to 1 MiB and hashed.
+pub fn password_to_key(proto: AuthProtocol, password: &str) -> Vec<u8> {
+    use md5::Digest as _;
+    let pw = password.as_bytes();
+    let mut chunk = [0u8; 64];
+    let mut at = 0usize;
+    let mut fill = |chunk: &mut [u8; 64]| {
+        for b in chunk.iter_mut() {
+            *b = pw[at % pw.len()];
+            at += 1;
+        }
+    };
+    if pw.is_empty() {
+        return proto.hash(&[]);
+    }
+    match proto {
+        AuthProtocol::Md5 => {
+            let mut h = md5::Md5::new();
+            for _ in 0..(1_048_576 / 64) {
+                fill(&mut chunk);
+                h.update(chunk);
+            }
+            h.finalize().to_vec()
+        }
+        AuthProtocol::Sha1 => {
+            let mut h = sha1::Sha1::new();
+            for _ in 0..(1_048_576 / 64) {
+                fill(&mut chunk);
+                h.update(chunk);
+            }
+            h.finalize().to_vec()
+        }
+    }
+}
+
+/// RFC 3414 A.2: a key localized to one agent's engine id.
+pub fn localize_key(proto: AuthProtocol, key: &[u8], engine_id: &[u8]) -> Vec<u8> {
+    proto.hash(&[key, engine_id, key])
+}
+
+/// HMAC (RFC 2104) truncated to 96 bits.
+pub fn hmac96(proto: AuthProtocol, key: &[u8], message: &[u8]) -> [u8; AUTH_LEN] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        let h = proto.hash(&[key]);
+        k[..h.len()].copy_from_slice(&h);
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let inner = proto.hash(&[&ipad, message]);
+    let outer = proto.hash(&[&opad, &inner]);
+    let mut out = [0u8; AUTH_LEN];
+    out.copy_from_slice(&outer[..AUTH_LEN]);
+    out
+}
+
+fn des_cbc(key: &[u8], iv: [u8; 8], data: &[u8], encrypt: bool) -> Result<Vec<u8>, String> {
+    use des::cipher::{generic_array::GenericArray, BlockDecrypt, BlockEncrypt, KeyInit};
+    let cipher = des::Des::new_from_slice(key.get(..8).ok_or("DES key too short")?)
+        .map_err(|_| "bad DES key".to_owned())?;
+    let mut out = data.to_vec();
+    if encrypt {
+        out.resize(data.len().div_ceil(8) * 8, 0);
+    } else if data.len() % 8 != 0 {
+        return Err("encrypted data is not a whole number of DES blocks".into());
+    }
+    let mut prev = iv;
+    for block in out.chunks_mut(8) {
+        if encrypt {
+            block.iter_mut().zip(prev).for_each(|(b, p)| *b ^= p);
+            cipher.encrypt_block(GenericArray::from_mut_slice(block));
+            prev.copy_from_slice(block);
+        } else {
+            let mut this = [0u8; 8];
+            this.copy_from_slice(block);
+            cipher.decrypt_block(GenericArray::from_mut_slice(block));
+            block.iter_mut().zip(prev).for_each(|(b, p)| *b ^= p);
+            prev = this;
+        }
+    }
+    Ok(out)
+}
+
+fn aes_cfb(key: &[u8], iv: [u8; 16], data: &[u8], encrypt: bool) -> Result<Vec<u8>, String> {
+    use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
+    let cipher = aes::Aes128::new_from_slice(key.get(..16).ok_or("AES key too short")?)
+        .map_err(|_| "bad AES key".to_owned())?;
+    let mut out = data.to_vec();
+    let mut register = iv;
+    for segment in out.chunks_mut(16) {
+        let mut stream = GenericArray::clone_from_slice(&register);
+        cipher.encrypt_block(&mut stream);
+        let mut next = [0u8; 16];
+        for (i, b) in segment.iter_mut().enumerate() {
+            let c = if encrypt { *b ^ stream[i] } else { *b };
+            *b ^= stream[i];
+            next[i] = c;
+        }
+        register = next;
+    }
+    Ok(out)
+}
+
+/// The v3 header and USM security parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct V3Header {
+    pub msg_id: i32,
+    pub flags: u8,
+    pub engine_id: Vec<u8>,
+    pub boots: i64,
+    pub time: i64,
+    pub user: Vec<u8>,
+    pub auth_params: Vec<u8>,
+    pub priv_params: Vec<u8>,
+}
+
+/// A decoded v3 message.
+#[derive(Debug, Clone)]
+pub struct V3Message {
+    pub header: V3Header,
+    /// Where msgAuthenticationParameters' content sits in the message.
+    pub auth_at: Range<usize>,
+    /// The scopedPDU's bytes, or the encrypted ones.
+    pub data: Vec<u8>,
+    pub encrypted: bool,
+}
+
+/// A PDU with its request id and variables.
+pub fn encode_pdu(tag: u8, request_id: i32, varbinds: &[(Vec<u32>, VarValue)]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for (oid, value) in varbinds {
+        let value = match value {
+            VarValue::Integer(v) => integer(*v),
+            VarValue::Octets(o) => tlv(TAG_OCTETS, o),
+            VarValue::Null => tlv(TAG_NULL, &[]),
+            VarValue::Exception(tag) | VarValue::Other(tag) => tlv(*tag, &[]),
+        };
+        list.extend(tlv(TAG_SEQUENCE, &[oid_bytes(oid), value].concat()));
+    }
+    tlv(
+        tag,
+        &[
+            integer(i64::from(request_id)),
+            integer(0),
+            integer(0),
+            tlv(TAG_SEQUENCE, &list),
+        ]
+        .concat(),
+    )
+}
+
+/// ScopedPDU ::= SEQUENCE { contextEngineID, contextName, data }.
+pub fn encode_scoped(context_engine: &[u8], context_name: &[u8], pdu: &[u8]) -> Vec<u8> {
+    tlv(
+        TAG_SEQUENCE,
+        &[
+            tlv(TAG_OCTETS, context_engine),
+            tlv(TAG_OCTETS, context_name),
+            pdu.to_vec(),
+        ]
+        .concat(),
+    )
+}
+
+/// A v3 message around `data` (a scopedPDU, or with FLAG_PRIV the encrypted one).
+pub fn encode_v3(h: &V3Header, data: &[u8]) -> Vec<u8> {
+    let global = tlv(
+        TAG_SEQUENCE,
+        &[
+            integer(i64::from(h.msg_id)),
+            integer(MAX_MESSAGE),
+            tlv(TAG_OCTETS, &[h.flags]),
+            integer(3),
+        ]
+        .concat(),
+    );
+    let usm = tlv(
+        TAG_SEQUENCE,
+        &[
+            tlv(TAG_OCTETS, &h.engine_id),
+            integer(h.boots),
+            integer(h.time),
+            tlv(TAG_OCTETS, &h.user),
+            tlv(TAG_OCTETS, &h.auth_params),
+            tlv(TAG_OCTETS, &h.priv_params),
+        ]
+        .concat(),
+    );
+    let data = if h.flags & FLAG_PRIV != 0 {
+        tlv(TAG_OCTETS, data)
+    } else {
+        data.to_vec()
+    };
+    tlv(
+        TAG_SEQUENCE,
+        &[integer(3), global, tlv(TAG_OCTETS, &usm), data].concat(),
+    )
+}
+
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+/// Decodes a v3 message (not its scopedPDU, which may be encrypted).
+pub fn decode_v3(data: &[u8]) -> Result<V3Message, String> {
+    let mut top = Reader { data };
+    let message = top.expect(TAG_SEQUENCE, "SNMP message")?;
+    let mut m = Reader { data: message };
+    let version = m.integer("version")?;
+    if version != 3 {
+        return Err(format!("expected an SNMPv3 answer, got version {version}"));
+    }
+    let global = m.expect(TAG_SEQUENCE, "msgGlobalData")?;
+    let mut g = Reader { data: global };
+    let msg_id = i32::try_from(g.integer("msgID")?).map_err(|_| "msgID out of range")?;
+    let _max = g.integer("msgMaxSize")?;
+    let flags = *g
+        .expect(TAG_OCTETS, "msgFlags")?
+        .first()
+        .ok_or("empty msgFlags")?;
+    let model = g.integer("msgSecurityModel")?;
+    if model != 3 {
+        return Err(format!("security model {model} is not USM"));
+    }
+    let sec = m.expect(TAG_OCTETS, "msgSecurityParameters")?;
+    let mut s = Reader { data: sec };
+    let usm = s.expect(TAG_SEQUENCE, "UsmSecurityParameters")?;
+    let mut u = Reader { data: usm };
+    let engine_id = u.expect(TAG_OCTETS, "msgAuthoritativeEngineID")?.to_vec();
+    let boots = u.integer("msgAuthoritativeEngineBoots")?;
+    let time = u.integer("msgAuthoritativeEngineTime")?;
+    let user = u.expect(TAG_OCTETS, "msgUserName")?.to_vec();
+    let auth = u.expect(TAG_OCTETS, "msgAuthenticationParameters")?;
+    let auth_start = offset_in(data, auth);
+    let auth_at = auth_start..auth_start + auth.len();
+    let priv_params = u.expect(TAG_OCTETS, "msgPrivacyParameters")?.to_vec();
+    let encrypted = flags & FLAG_PRIV != 0;
+    let body = if encrypted {
+        m.expect(TAG_OCTETS, "encryptedPDU")?.to_vec()
+    } else {
+        let (tag, content) = m.read()?;
+        if tag != TAG_SEQUENCE {
+            return Err(format!("expected a scopedPDU, got 0x{tag:02x}"));
+        }
+        tlv(TAG_SEQUENCE, content)
+    };
+    Ok(V3Message {
+        header: V3Header {
+            msg_id,
+            flags,
+            engine_id,
+            boots,
+            time,
+            user,
+            auth_params: auth.to_vec(),
+            priv_params,
+        },
+        auth_at,
+        data: body,
+        encrypted,
+    })
+}
+
+/// Decodes a scopedPDU into its PDU (as a [`Message`] with version 3 and no community).
+pub fn decode_scoped(data: &[u8]) -> Result<Message, String> {
+    let mut top = Reader { data };
+    let scoped = top.expect(TAG_SEQUENCE, "scopedPDU")?;
+    let mut s = Reader { data: scoped };
+    let _engine = s.expect(TAG_OCTETS, "contextEngineID")?;
+    let _name = s.expect(TAG_OCTETS, "contextName")?;
+    let (pdu_tag, pdu) = s.read()?;
+    decode_pdu(3, Vec::new(), pdu_tag, pdu)
+}
+
+/// Builds an authenticated (and encrypted) request.
+fn seal_v3(
+    user: &UsmUser,
+    keys: &LocalKeys,
+    header: &V3Header,
+    msg_id: i32,
+    scoped: &[u8],
+    salt: u64,
+) -> Vec<u8> {
+    let mut h = V3Header {
+        msg_id,
+        flags: FLAG_REPORTABLE,
+        engine_id: header.engine_id.clone(),
+        boots: header.boots,
+        time: header.time,
+        user: user.name.clone(),
+        auth_params: Vec::new(),
+        priv_params: Vec::new(),
+    };
+    let mut data = scoped.to_vec();
+    if let (Some((proto, _)), Some(key)) = (&user.privacy, &keys.privacy) {
+        h.flags |= FLAG_PRIV;
+        let boots = (header.boots as u32).to_be_bytes();
+        let encrypted = match proto {
+            PrivProtocol::Des => {
+                let mut s = [0u8; 8];
+                s[..4].copy_from_slice(&boots);
+                s[4..].copy_from_slice(&(salt as u32).to_be_bytes());
+                let mut iv = [0u8; 8];
+                for (i, b) in iv.iter_mut().enumerate() {
+                    *b = key.get(8 + i).copied().unwrap_or(0) ^ s[i];
+                }
+                h.priv_params = s.to_vec();
+                des_cbc(key, iv, scoped, true)
+            }
+            PrivProtocol::Aes128 => {
+                let s = salt.to_be_bytes();
+                let mut iv = [0u8; 16];
+                iv[..4].copy_from_slice(&boots);
+                iv[4..8].copy_from_slice(&(header.time as u32).to_be_bytes());
+                iv[8..].copy_from_slice(&s);
+                h.priv_params = s.to_vec();
+                aes_cfb(key, iv, scoped, true)
+            }
+        };
+        // The keys are 16+ bytes by construction, so encryption cannot fail here.
+        data = encrypted.unwrap_or_default();
+    }
+    if let (Some((proto, _)), Some(key)) = (&user.auth, &keys.auth) {
+        h.flags |= FLAG_AUTH;
+        h.auth_params = vec![0; AUTH_LEN];
+        let mut message = encode_v3(&h, &data);
+        if let Ok(m) = decode_v3(&message) {
+            let mac = hmac96(*proto, key, &message);
+            message[m.auth_at].copy_from_slice(&mac);
+        }
+        return message;
+    }
+    encode_v3(&h, &data)
+}
+
+/// Checks (and decrypts) an answer; returns its header and PDU.
+fn open_v3(
+    user: &UsmUser,
+    keys: &LocalKeys,
+    raw: &[u8],
+    m: V3Message,
+) -> Result<(V3Header, Message), String> {
+    if m.header.flags & FLAG_AUTH != 0 {
+        let (Some((proto, _)), Some(key)) = (&user.auth, &keys.auth) else {
+            return Err("an authenticated answer to a user without authentication".into());
+        };
+        if m.auth_at.len() != AUTH_LEN {
+            return Err("authentication parameters of the wrong size".into());
+        }
+        let mut zeroed = raw.to_vec();
+        zeroed[m.auth_at.clone()].fill(0);
+        if hmac96(*proto, key, &zeroed)[..] != raw[m.auth_at.clone()] {
+            return Err(
+                "the answer's authentication does not verify (wrong auth_password?)".into(),
+            );
+        }
+    }
+    let plain = if m.encrypted {
+        if m.header.flags & FLAG_AUTH == 0 {
+            return Err("an encrypted answer without authentication".into());
+        }
+        let (Some((proto, _)), Some(key)) = (&user.privacy, &keys.privacy) else {
+            return Err("an encrypted answer to a user without privacy".into());
+        };
+        let salt = m.header.priv_params.as_slice();
+        if salt.len() != 8 {
+            return Err("privacy parameters of the wrong size".into());
+        }
+        match proto {
+            PrivProtocol::Des => {
+                let mut iv = [0u8; 8];
+                for (i, b) in iv.iter_mut().enumerate() {
+                    *b = key.get(8 + i).copied().unwrap_or(0) ^ salt[i];
+                }
+                des_cbc(key, iv, &m.data, false)?
+            }
+            PrivProtocol::Aes128 => {
+                let mut iv = [0u8; 16];
+                iv[..4].copy_from_slice(&(m.header.boots as u32).to_be_bytes());
+                iv[4..8].copy_from_slice(&(m.header.time as u32).to_be_bytes());
+                iv[8..].copy_from_slice(salt);
+                aes_cfb(key, iv, &m.data, false)?
+            }
+        }
+    } else {
+        m.data.clone()
+    };
+    let pdu = decode_scoped(&plain)?;
+    // A Response must be as protected as the request was; reports may come unauthenticated.
+    if pdu.pdu_tag == TAG_RESPONSE && user.auth.is_some() && m.header.flags & FLAG_AUTH == 0 {
+        return Err("an unauthenticated answer to an authenticated request".into());
+    }
+    Ok((m.header, pdu))
+}
+
+/// The USM statistics a Report names (RFC 3414 usmStats, 1.3.6.1.6.3.15.1.1.N.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UsmReport {
+    UnsupportedSecLevels,
+    NotInTimeWindows,
+    UnknownUserNames,
+    UnknownEngineIds,
+    WrongDigests,
+    DecryptionErrors,
+}
+
+impl UsmReport {
+    fn text(self) -> &'static str {
+        match self {
+            UsmReport::UnsupportedSecLevels => {
+                "usmStatsUnsupportedSecLevels (the user does not allow this security level)"
+            }
+            UsmReport::NotInTimeWindows => "usmStatsNotInTimeWindows",
+            UsmReport::UnknownUserNames => "usmStatsUnknownUserNames (no such user on the agent)",
+            UsmReport::UnknownEngineIds => "usmStatsUnknownEngineIDs",
+            UsmReport::WrongDigests => {
+                "usmStatsWrongDigests (wrong auth_password or auth_protocol)"
+            }
+            UsmReport::DecryptionErrors => {
+                "usmStatsDecryptionErrors (wrong priv_password or priv_protocol)"
+            }
+        }
+    }
+}
+
+fn usm_report(oid: &[u32]) -> Option<UsmReport> {
+    match oid {
+        [1, 3, 6, 1, 6, 3, 15, 1, 1, n, ..] => Some(match n {
+            1 => UsmReport::UnsupportedSecLevels,
+            2 => UsmReport::NotInTimeWindows,
+            3 => UsmReport::UnknownUserNames,
+            4 => UsmReport::UnknownEngineIds,
+            5 => UsmReport::WrongDigests,
+            6 => UsmReport::DecryptionErrors,
+            _ => return None,
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -993,6 +1825,78 @@ mod tests {
         }
         for cut in 0..msg.len() {
             let _ = decode(&msg[..cut]);
+        }
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn rfc3414_key_localization() {
+        let engine = hex("00 00 00 00 00 00 00 00 00 00 00 02");
+        let ku = password_to_key(AuthProtocol::Md5, "maplesyrup");
+        assert_eq!(ku, hex("9f af 32 83 88 4e 92 83 4e bc 98 47 d8 ed d9 63"));
+        assert_eq!(
+            localize_key(AuthProtocol::Md5, &ku, &engine),
+            hex("52 6f 5e ed 9f cc e2 6f 89 64 c2 93 07 87 d8 2b")
+        );
+        let ku = password_to_key(AuthProtocol::Sha1, "maplesyrup");
+        assert_eq!(
+            ku,
+            hex("9f b5 cc 03 81 49 7b 37 93 52 89 39 ff 78 8d 5d 79 14 52 11")
+        );
+        assert_eq!(
+            localize_key(AuthProtocol::Sha1, &ku, &engine),
+            hex("66 95 fe bc 92 88 e3 62 82 23 5f c7 15 1f 12 84 97 b3 8f 3f")
+        );
+    }
+
+    #[test]
+    fn rfc2104_hmac() {
+        let mac = hmac96(AuthProtocol::Md5, &[0x0b; 16], b"Hi There");
+        assert_eq!(mac.to_vec(), hex("92 94 72 7a 36 38 bb 1c 13 f4 8e f8"));
+        // RFC 2202 test case 2 for HMAC-SHA-1.
+        let mac = hmac96(AuthProtocol::Sha1, b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(mac.to_vec(), hex("ef fc df 6a e5 eb 2f a2 d2 74 16 d5"));
+    }
+
+    #[test]
+    fn ciphers_round_trip() {
+        let key = [7u8; 16];
+        let data: Vec<u8> = (0..37).collect();
+        let enc = des_cbc(&key, [1; 8], &data, true).expect("des");
+        assert_eq!(enc.len(), 40);
+        let dec = des_cbc(&key, [1; 8], &enc, false).expect("des");
+        assert_eq!(&dec[..37], &data[..]);
+        let enc = aes_cfb(&key, [2; 16], &data, true).expect("aes");
+        assert_eq!(enc.len(), 37);
+        assert_ne!(enc, data);
+        assert_eq!(aes_cfb(&key, [2; 16], &enc, false).expect("aes"), data);
+    }
+
+    #[test]
+    fn v3_messages_round_trip() {
+        let h = V3Header {
+            msg_id: 99,
+            flags: FLAG_AUTH | FLAG_REPORTABLE,
+            engine_id: vec![0x80, 0, 0x1f, 0x88, 4],
+            boots: 3,
+            time: 1234,
+            user: b"lava".to_vec(),
+            auth_params: vec![0; 12],
+            priv_params: Vec::new(),
+        };
+        let scoped = encode_scoped(b"e", b"", &encode_pdu(TAG_GET, 5, &[]));
+        let msg = encode_v3(&h, &scoped);
+        let m = decode_v3(&msg).expect("decode");
+        assert_eq!(m.header, h);
+        assert_eq!(&msg[m.auth_at.clone()], &[0u8; 12]);
+        assert_eq!(decode_scoped(&m.data).expect("scoped").request_id, 5);
+        for cut in 0..msg.len() {
+            let _ = decode_v3(&msg[..cut]);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The `snmp` driver against a real agent: net-snmp's snmpd on a free UDP port with the outlet
 //! tables of tests/sim/snmp_outlets.py (pass_persist), each preset switched and read back with the
-//! driver and with net-snmp's own `snmpget`; and the faults a PDU can show.
+//! driver and with net-snmp's own `snmpget`; SNMPv3 users of every security level; and the faults a
+//! PDU can show.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -31,6 +32,16 @@ impl Snmpd {
                 "agentaddress udp:127.0.0.1:0\n\
                  rocommunity public 127.0.0.1\n\
                  rwcommunity private 127.0.0.1\n\
+                 createUser lavanone\n\
+                 createUser lavamd5 MD5 authpass123\n\
+                 createUser lavasha SHA authpass123\n\
+                 createUser lavaaes SHA authpass123 AES privpass123\n\
+                 createUser lavades MD5 authpass123 DES privpass123\n\
+                 rwuser lavanone noauth\n\
+                 rwuser lavamd5 auth\n\
+                 rwuser lavasha auth\n\
+                 rwuser lavaaes priv\n\
+                 rwuser lavades priv\n\
                  pass_persist .1.3.6.1.4.1 {} {} {}\n",
                 python.display(),
                 sim_dir().join("snmp_outlets.py").display(),
@@ -44,6 +55,7 @@ impl Snmpd {
                 .arg(&conf)
                 .env("MIBS", "")
                 .env("MIBDIRS", dir.path())
+                .env("SNMP_PERSISTENT_DIR", dir.path().join("persist"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -60,11 +72,14 @@ impl Snmpd {
         }
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
         let port = udp_port_of(child.0.id());
-        Snmpd {
+        let agent = Snmpd {
             _proc: child,
             port,
             dir,
-        }
+        };
+        // snmpd starts the outlet tables on first use: use them once, checking the fresh PDU.
+        assert_eq!(agent.snmpget(".1.3.6.1.4.1.318.1.1.4.4.2.1.3.1"), "2");
+        agent
     }
 
     /// The PDU's outlet states as the simulator keeps them.
@@ -202,6 +217,93 @@ async fn explicit_oid_template_and_values() {
         "2",
     )
     .await;
+}
+
+/// SNMPv3 users of every security level (snmpd's createUser), switched through the apc preset.
+#[tokio::test]
+async fn snmpv3_security_levels() {
+    let agent = Snmpd::start();
+    let mut outlet = 0;
+    for keys in [
+        "username = \"lavanone\"\n",
+        "username = \"lavamd5\"\nauth_password = \"authpass123\"\n",
+        "username = \"lavasha\"\nauth_protocol = \"SHA\"\nauth_password = \"authpass123\"\n",
+        "username = \"lavaaes\"\nauth_protocol = \"SHA\"\nauth_password = \"authpass123\"\n\
+         priv_protocol = \"AES\"\npriv_password = \"privpass123\"\n",
+        "username = \"lavades\"\nauth_protocol = \"MD5\"\nauth_password = \"authpass123\"\n\
+         priv_protocol = \"DES\"\npriv_password = \"privpass123\"\n",
+    ] {
+        outlet += 1;
+        let driver = load(
+            snmp::load,
+            &agent.config(&format!("driver = \"apc-snmp\"\nversion = \"3\"\n{keys}")),
+        );
+        let o = outlet.to_string();
+        driver
+            .set(&o, OutletState::On)
+            .await
+            .unwrap_or_else(|e| panic!("{keys}: {e}"));
+        assert_eq!(agent.state()[&o], "on", "{keys}");
+        assert_eq!(
+            agent.snmpget(&format!(".1.3.6.1.4.1.318.1.1.4.4.2.1.3.{o}")),
+            "1",
+            "{keys}"
+        );
+        assert_eq!(
+            driver.get(&o).await.expect("get"),
+            OutletState::On,
+            "{keys}"
+        );
+        driver.set(&o, OutletState::Off).await.expect("off");
+        assert_eq!(
+            driver.get(&o).await.expect("get"),
+            OutletState::Off,
+            "{keys}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn snmpv3_refusals_name_the_problem() {
+    let agent = Snmpd::start();
+    for (keys, want) in [
+        ("username = \"nobody\"\n", "UnknownUserNames"),
+        (
+            "username = \"lavamd5\"\nauth_password = \"wrongpass1\"\n",
+            "WrongDigests",
+        ),
+        // A user that needs privacy, asked without it.
+        (
+            "username = \"lavaaes\"\nauth_protocol = \"SHA\"\nauth_password = \"authpass123\"\n",
+            "",
+        ),
+    ] {
+        let driver = load(
+            snmp::load,
+            &agent.config(&format!("driver = \"apc-snmp\"\nversion = \"3\"\n{keys}")),
+        );
+        let e = tokio::time::timeout(Duration::from_secs(5), driver.set("2", OutletState::On))
+            .await
+            .unwrap_or_else(|_| panic!("{keys}: no answer"))
+            .expect_err(keys);
+        assert!(
+            matches!(&e, DriverError::Refused(m) if m.contains(want)),
+            "{keys}: {e}"
+        );
+    }
+    // net-snmp drops a request it cannot decrypt without a report: the attempt is left to the
+    // queue's timeout (and the outlet untouched).
+    let driver = load(
+        snmp::load,
+        &agent.config(
+            "driver = \"apc-snmp\"\nversion = \"3\"\nusername = \"lavaaes\"\n\
+             auth_protocol = \"SHA\"\nauth_password = \"authpass123\"\n\
+             priv_protocol = \"AES\"\npriv_password = \"wrongpass2\"\ntimeout = \"1s\"\n",
+        ),
+    );
+    let r = tokio::time::timeout(Duration::from_secs(2), driver.set("2", OutletState::On)).await;
+    assert!(r.is_err(), "undecryptable request answered: {r:?}");
+    assert_eq!(agent.state()["2"], "off", "nothing switched");
 }
 
 #[tokio::test]
@@ -388,6 +490,31 @@ fn config_errors_name_line_and_key() {
         "driver = \"snmp\"\nhost = \"pdu\"\noid = \"1.3.6.1.{outlet}\"\non_value = 1\n",
     );
     assert_eq!(e.key(), "off_value", "{e}");
+    let e = load_err(
+        snmp::load,
+        "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\nusername = \"u\"\nauth_password = \"short\"\n",
+    );
+    assert_eq!((e.line(), e.key()), (5, "auth_password"), "{e}");
+    let e = load_err(
+        snmp::load,
+        "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\nusername = \"u\"\npriv_password = \"longenough\"\n",
+    );
+    assert_eq!((e.line(), e.key()), (5, "priv_password"), "{e}");
+    let e = load_err(
+        snmp::load,
+        "driver = \"apc-snmp\"\nhost = \"pdu\"\nusername = \"u\"\n",
+    );
+    assert_eq!((e.line(), e.key()), (3, "username"), "{e}");
+    let e = load_err(
+        snmp::load,
+        "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\ncommunity = \"private\"\nusername = \"u\"\n",
+    );
+    assert_eq!((e.line(), e.key()), (4, "community"), "{e}");
+    let e = load_err(
+        snmp::load,
+        "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\nusername = \"u\"\nauth_protocol = \"SHA256\"\nauth_password = \"longenough\"\n",
+    );
+    assert_eq!((e.line(), e.key()), (5, "auth_protocol"), "{e}");
     let e = load_err(
         snmp::load,
         "driver = \"snmp\"\nhost = \"pdu\"\nversion = \"4\"\npreset = \"apc\"\n",
