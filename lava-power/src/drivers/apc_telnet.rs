@@ -101,7 +101,7 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
             let ok = matches!(key.trim().parse::<u32>(), Ok(n) if n >= 1);
             if !ok {
                 return Err(src.invalid(
-                    Some(outlets.span()),
+                    Some(crate::drivers::snmp::key_span(src, outlets.span(), key)),
                     format!("outlets.{key}"),
                     format!("outlet `{key}` is not a number from 1 up"),
                     Some("APC outlets are numbered 1, 2, 3, …".into()),

@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use crate::config::Loaded;
 use crate::driver::{DriverError, DriverFuture, OutletState, PowerDriver};
+use crate::drivers::snmp::key_span;
 
 crate::pdu_keys! {
     /// The `modbus-tcp` keys as written.
@@ -160,26 +161,6 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
         common,
         driver: Arc::new(driver),
     })
-}
-
-/// Where `key` is written inside the `[outlets]` table (for the error's line).
-fn key_span(src: &Source, table: std::ops::Range<usize>, key: &str) -> std::ops::Range<usize> {
-    // The span may cover only the `[outlets]` header: look from it to the next table.
-    let text = src.text.get(table.start..).unwrap_or("");
-    let quoted = format!("\"{key}\"");
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let t = line.trim_start();
-        if i > 0 && t.starts_with('[') && !table.contains(&(table.start + offset)) {
-            break;
-        }
-        if t.starts_with(&quoted) || t.split('=').next().map(str::trim) == Some(key) {
-            let start = table.start + offset + (line.len() - t.len());
-            return start..start + 1;
-        }
-        offset += line.len();
-    }
-    table
 }
 
 impl ModbusDriver {

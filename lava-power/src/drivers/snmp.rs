@@ -610,8 +610,9 @@ fn check_outlets(src: &Source, raw: &Raw, outlet_count: Option<u32>) -> Result<(
     Ok(())
 }
 
-/// Where `key` is written inside the `[outlets]` table (for the error's line).
-fn key_span(src: &Source, table: Range<usize>, key: &str) -> Range<usize> {
+/// Where `key` is written inside the `[outlets]` table (for the error's line); shared by the
+/// drivers that check outlet names themselves.
+pub(crate) fn key_span(src: &Source, table: Range<usize>, key: &str) -> Range<usize> {
     // The span may cover only the `[outlets]` header: look from it to the next table.
     let text = src.text.get(table.start..).unwrap_or("");
     let quoted = format!("\"{key}\"");

@@ -224,4 +224,9 @@ fn config_errors_name_line_and_key() {
         "driver = \"http\"\nurl = \"http://relay/\"\nbody = \"x\"\n",
     );
     assert_eq!((e.line(), e.key()), (3, "body"), "{e}");
+    let e = load_err(
+        http::load,
+        "driver = \"http\"\nurl = \"http://relay/{outlet}\"\n[outlets]\n\"1\" = \"a\"\n\"x/y\" = \"b\"\n",
+    );
+    assert_eq!(e.line(), 5, "{e}");
 }
