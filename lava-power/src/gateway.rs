@@ -130,7 +130,7 @@ async fn connection(mut stream: TcpStream, gw: &Gateway, peer: &str) {
         match classify(&buf) {
             Kind::Http => return http_connection(stream, buf, gw, peer).await,
             Kind::Tcp | Kind::Undecided => {
-                if buf.contains(&b'\n') || buf.len() >= MAX_TCP_REQUEST {
+                if buf.contains(&b'\n') || buf.len() >= MAX_TCP_REQUEST || complete(&buf) {
                     break;
                 }
             }
@@ -143,6 +143,23 @@ async fn connection(mut stream: TcpStream, gw: &Gateway, peer: &str) {
     let answer = tcp_request(&String::from_utf8_lossy(&buf), gw, peer).await;
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// Whether the bytes so far already form a whole request (`PDU PORT ACTION` or with a delay),
+/// as pdudaemon, which takes its first read as the request, would see it: then there is no need
+/// to wait for the idle gap.
+fn complete(buf: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(buf) else {
+        return false;
+    };
+    let parts: Vec<&str> = text.trim().split(' ').collect();
+    match parts.as_slice() {
+        [_, port, action] => py_int(port).is_ok() && action.parse::<Action>().is_ok(),
+        [_, port, action, delay] => {
+            py_int(port).is_ok() && action.parse::<Action>().is_ok() && py_int(delay).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// Python's `int(str)` for the inputs pdudaemon feeds it.
