@@ -79,6 +79,28 @@ pub fn convert(name: &str, settings: &Value) -> Converted {
             if let Some(u) = int(settings.get("unit").or(settings.get("slave"))) {
                 let _ = writeln!(t, "unit = {u}");
             }
+            t.push_str("# pdudaemon addressed coil N for port N\ncoil_offset = 1\n");
+        }
+        "snmpv1" | "snmpv3" => match snmp(name, driver, settings, &mut t) {
+            Ok(()) => {}
+            Err(why) => return unmapped(why),
+        },
+        "sonoff_s20_tasmota" | "brennenstuhl_wspl01_tasmota" => {
+            let count = if driver == "sonoff_s20_tasmota" { 1 } else { 2 };
+            t.push_str("driver = \"http\"\n");
+            let _ = writeln!(t, "host = {}", quote(name));
+            t.push_str("url = \"http://{host}/cm?cmnd=Power{outlet}%20{state}\"\n");
+            t.push_str("on_state = \"On\"\noff_state = \"Off\"\n");
+            t.push_str("state_url = \"http://{host}/cm?cmnd=Power{outlet}\"\n");
+            t.push_str("state_pointer = \"/POWER{outlet}\"\n");
+            let _ = writeln!(t, "outlet_count = {count}");
+            if let (Some(u), Some(p)) = (
+                string(settings.get("username")),
+                string(settings.get("password")),
+            ) {
+                let _ = writeln!(t, "username = {}", quote(&u));
+                let _ = writeln!(t, "password = {}", quote(&p));
+            }
         }
         d if APC_TELNET.contains(&d) => {
             t.push_str("driver = \"apc-telnet\"\n");
@@ -110,6 +132,94 @@ pub fn convert(name: &str, settings: &Value) -> Converted {
         name: name.to_owned(),
         toml: t,
     }
+}
+
+/// pdudaemon's `snmpv1`/`snmpv3` PDUs name a MIB object (resolved by pysnmp from the MIB); the
+/// APC PowerNet objects map to our presets, a numeric OID (with `*` for the outlet) to `oid`.
+fn snmp(name: &str, driver: &str, settings: &Value, t: &mut String) -> Result<(), String> {
+    let mib = string(settings.get("mib")).unwrap_or_default();
+    let point = string(settings.get("controlpoint")).unwrap_or_default();
+    t.push_str("driver = \"snmp\"\n");
+    let _ = writeln!(t, "host = {}", quote(name));
+    let _ = writeln!(
+        t,
+        "version = \"{}\"",
+        if driver == "snmpv3" { "3" } else { "1" }
+    );
+    let preset = match (mib.as_str(), point.as_str()) {
+        ("PowerNet-MIB", "sPDUOutletCtl") => Some("apc"),
+        ("PowerNet-MIB", "rPDUOutletControlOutletCommand") => Some("apc-rpdu"),
+        _ => None,
+    };
+    match preset {
+        Some(p) => {
+            let _ = writeln!(t, "preset = \"{p}\"");
+        }
+        None => {
+            let numeric = |s: &str| {
+                !s.is_empty()
+                    && s.trim_start_matches('.')
+                        .split('.')
+                        .all(|p| p == "*" || p.parse::<u32>().is_ok())
+            };
+            if !numeric(&point) {
+                return Err(format!(
+                    "snmp object `{mib}::{point}` is named by MIB: look its numeric OID up \
+                     (snmptranslate -On {mib}::{point}) and write /etc/lava-power/{name}.toml with \
+                     driver = \"snmp\" and oid = \"<numeric OID>.{{outlet}}\" (docs/power-drivers.md)"
+                ));
+            }
+            let oid = if point.contains('*') {
+                point.replace('*', "{outlet}")
+            } else {
+                format!("{}.{{outlet}}", point.trim_end_matches('.'))
+            };
+            let _ = writeln!(t, "oid = {}", quote(oid.trim_start_matches('.')));
+            let value = |k: &str| int(settings.get(k));
+            let (Some(on), Some(off)) = (value("onsetting"), value("offsetting")) else {
+                return Err("snmp PDU without onsetting/offsetting".into());
+            };
+            let _ = writeln!(t, "on_value = {on}\noff_value = {off}");
+        }
+    }
+    if driver == "snmpv3" {
+        let Some(user) = string(settings.get("username")) else {
+            return Err("snmpv3 PDU without username".into());
+        };
+        let _ = writeln!(t, "username = {}", quote(&user));
+        let proto = |k: &str| {
+            string(settings.get(k))
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        };
+        if let Some(a) = string(settings.get("authpassphrase")) {
+            let auth = if proto("auth_protocol").contains("md5") {
+                "MD5"
+            } else {
+                "SHA"
+            };
+            let _ = writeln!(
+                t,
+                "auth_protocol = \"{auth}\"\nauth_password = {}",
+                quote(&a)
+            );
+        }
+        if let Some(p) = string(settings.get("privpassphrase")) {
+            let privacy = if proto("priv_protocol").contains("des") {
+                "DES"
+            } else {
+                "AES"
+            };
+            let _ = writeln!(
+                t,
+                "priv_protocol = \"{privacy}\"\npriv_password = {}",
+                quote(&p)
+            );
+        }
+    } else if let Some(c) = string(settings.get("community")) {
+        let _ = writeln!(t, "community = {}", quote(&c));
+    }
+    Ok(())
 }
 
 /// Converts every PDU of a pdudaemon config file.
@@ -171,6 +281,50 @@ mod tests {
         assert_eq!(loaded.driver.kind(), "command");
         assert_eq!(loaded.common.retries, 2);
         assert!(toml.contains("echo '{outlet} on' >> /tmp/pdu"), "{toml}");
+    }
+
+    fn loads(conf: &str) -> (String, crate::config::Loaded) {
+        let out = convert_file(conf).expect("converts");
+        let Some(Converted::Toml { toml, .. }) = out.first() else {
+            panic!("{out:?}")
+        };
+        let src = lava_common::Source::from_text("x.toml", toml.clone());
+        let loaded = crate::config::load_source(&src).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        (toml.clone(), loaded)
+    }
+
+    #[test]
+    fn other_drivers_become_loadable_configs() {
+        let (t, l) = loads(r#"{"pdus":{"relay1":{"driver":"modbustcp","port":502,"unit":3}}}"#);
+        assert_eq!(l.driver.kind(), "modbus-tcp");
+        assert!(t.contains("coil_offset = 1"), "{t}");
+        let (_, l) =
+            loads(r#"{"pdus":{"apc1":{"driver":"apc7952","username":"u","password":"p"}}}"#);
+        assert_eq!(l.driver.kind(), "apc-telnet");
+        let (t, l) = loads(
+            r#"{"pdus":{"pdu2":{"driver":"snmpv1","mib":"PowerNet-MIB","controlpoint":"sPDUOutletCtl",
+                "community":"private","onsetting":1,"offsetting":2}}}"#,
+        );
+        assert_eq!(l.driver.kind(), "snmp");
+        assert!(t.contains("preset = \"apc\""), "{t}");
+        let (t, _) = loads(
+            r#"{"pdus":{"pdu3":{"driver":"snmpv3","mib":"X-MIB","controlpoint":"1.3.6.1.4.1.99.1.*",
+                "inside_number":true,"onsetting":1,"offsetting":0,"username":"lab",
+                "authpassphrase":"authpass12","privpassphrase":"privpass12",
+                "auth_protocol":"usmHMACSHAAuthProtocol","priv_protocol":"usmAesCfb128Protocol"}}}"#,
+        );
+        assert!(t.contains("oid = \"1.3.6.1.4.1.99.1.{outlet}\""), "{t}");
+        assert!(t.contains("priv_protocol = \"AES\""), "{t}");
+        let (_, l) = loads(r#"{"pdus":{"plug":{"driver":"brennenstuhl_wspl01_tasmota"}}}"#);
+        assert_eq!(l.driver.kind(), "http");
+        assert_eq!(l.common.outlet_count, Some(2));
+        let out = convert_file(
+            r#"{"pdus":{"p":{"driver":"snmpv1","mib":"FOO-MIB","controlpoint":"fooCtl","onsetting":1,"offsetting":2}}}"#,
+        )
+        .expect("converts");
+        assert!(
+            matches!(&out[0], Converted::Unmapped { why, .. } if why.contains("snmptranslate"))
+        );
     }
 
     #[test]

@@ -9,5 +9,8 @@ mod load;
 mod queueing;
 mod support;
 
+mod drivers_apc_telnet;
+mod drivers_http;
+mod drivers_modbus;
 mod drivers_snmp;
 mod drivers_support;
