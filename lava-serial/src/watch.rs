@@ -2,6 +2,11 @@
 //! monitor on the registry's adapter identity. Event-driven only: while idle, nothing here wakes
 //! the process (no polling loop, no timer); the only timer is the short bounded retry in
 //! [`Watcher::open`] right after a device appeared.
+//!
+//! Cheap on the data path: [`Watcher::vanished`] sits in the port's `select!` and is polled on
+//! every turn, so it looks at the filesystem (or the udev database) only after an event arrived,
+//! never on a turn that only moved bytes. While the device is present, its own node is watched,
+//! not the node's directory, so other ttys coming and going in `/dev` or `/dev/pts` wake no one.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -108,6 +113,9 @@ pub struct Watcher {
     source: Source,
     /// The node last handed out (by `appeared` or `current`): `vanished` waits for it to go.
     handed: Mutex<Option<Node>>,
+    /// Whether something may have changed since `vanished` last compared the identity with
+    /// `handed`: set by every event read and whenever `handed` is replaced.
+    dirty: bool,
 }
 
 #[derive(Debug)]
@@ -150,6 +158,7 @@ impl Watcher {
             identity,
             source,
             handed: Mutex::new(None),
+            dirty: true,
         })
     }
 
@@ -174,7 +183,8 @@ impl Watcher {
     /// (symlinks followed); for an adapter, the devnode of the matching tty. The node returned
     /// becomes the one [`Watcher::vanished`] watches (call it right before opening, not while
     /// serving an open device).
-    pub fn current(&self) -> Option<PathBuf> {
+    pub fn current(&mut self) -> Option<PathBuf> {
+        self.dirty = true;
         let node = self.find()?;
         let path = node.path.clone();
         *self.handed() = Some(node);
@@ -185,6 +195,7 @@ impl Watcher {
     /// Cancel-safe: dropping it loses nothing, the next call looks at the state afresh.
     pub async fn appeared(&mut self) -> Result<PathBuf, WatchError> {
         loop {
+            self.dirty = true;
             self.rearm()?;
             if let Some(node) = self.find() {
                 let path = node.path.clone();
@@ -197,12 +208,20 @@ impl Watcher {
 
     /// Waits until the node last handed out is gone: removed, its symlink deleted or re-pointed
     /// elsewhere, or (udev) the adapter removed. With nothing handed out yet, the node present at
-    /// the call is the one watched (and if none is, it returns at once). Cancel-safe.
+    /// the call is the one watched (and if none is, it returns at once). Cancel-safe, and cheap
+    /// to create and drop on every turn of a loop: the identity is resolved again only after an
+    /// event (no system call at all otherwise).
     pub async fn vanished(&mut self) -> Result<(), WatchError> {
         loop {
+            if !self.dirty {
+                self.next_event().await?;
+                continue;
+            }
             self.rearm()?;
+            // Cleared before looking, so an event read after this point sets it again.
+            self.dirty = false;
             let now = self.find();
-            {
+            let gone = {
                 let mut handed = self.handed();
                 let gone = match (&*handed, &now) {
                     (Some(was), Some(now)) => was != now,
@@ -214,8 +233,12 @@ impl Watcher {
                 };
                 if gone {
                     *handed = None;
-                    return Ok(());
                 }
+                gone
+            };
+            if gone {
+                self.dirty = true;
+                return Ok(());
             }
             self.next_event().await?;
         }
@@ -266,12 +289,15 @@ impl Watcher {
     }
 
     /// Waits for the next batch of events (their content does not matter: the state is looked
-    /// at afresh after each).
+    /// at afresh after each) and marks the state as worth looking at again. Cancel-safe: events
+    /// are read (and `dirty` set) with no await in between.
     async fn next_event(&mut self) -> Result<(), WatchError> {
-        match &mut self.source {
+        let r = match &mut self.source {
             Source::Path(w) => w.next_event().await,
             Source::Udev(w) => w.next_event().await,
-        }
+        };
+        self.dirty = true;
+        r
     }
 }
 
@@ -293,12 +319,24 @@ impl AsRawFd for InotifyFd {
     }
 }
 
-/// A path identity watched through inotify on the directories its resolution goes through.
+/// A path identity watched through inotify: the directories its resolution goes through, and the
+/// device node itself once it exists.
 #[derive(Debug)]
 struct PathWatch {
     path: PathBuf,
     fd: AsyncFd<InotifyFd>,
-    watches: HashMap<PathBuf, WatchDescriptor>,
+    watches: HashMap<PathBuf, (WatchDescriptor, Kind)>,
+}
+
+/// What one inotify watch is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A directory whose entries decide where a name leads (a symlink's directory, or the
+    /// directory a node that is absent will appear in).
+    Dir,
+    /// The node the path leads to now: only its own unlinking, renaming or attribute changes
+    /// wake us, not its neighbours (other ttys in `/dev`, other ptys in `/dev/pts`).
+    Node,
 }
 
 /// Every event that can change where a name in a watched directory leads.
@@ -311,6 +349,13 @@ fn dir_mask() -> AddWatchFlags {
         | AddWatchFlags::IN_DELETE_SELF
         | AddWatchFlags::IN_MOVE_SELF
         | AddWatchFlags::IN_ONLYDIR
+}
+
+/// Every event that means the node itself went or changed: unlinking a node that is still open
+/// (ours is) reports IN_ATTRIB (its link count), the last close IN_DELETE_SELF, a rename
+/// IN_MOVE_SELF; udev's chmod/chown is IN_ATTRIB too (looked at, found unchanged).
+fn node_mask() -> AddWatchFlags {
+    AddWatchFlags::IN_ATTRIB | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF
 }
 
 /// `path` made absolute and with `.`/`..` folded lexically (symlinks are resolved separately,
@@ -347,11 +392,17 @@ fn existing_ancestor(dir: &Path) -> PathBuf {
     d
 }
 
-/// The directories whose entries decide where `path` leads: the parent of each hop of its
-/// symlink chain (a hop's directory itself may be a symlink: resolved through canonicalize) and
-/// of its final target, each replaced by its nearest existing ancestor while absent.
-fn dirs_to_watch(path: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
+/// What decides where `path` leads: the directory of each hop of its symlink chain (a hop's
+/// directory itself may be a symlink: resolved through canonicalize), each replaced by its
+/// nearest existing ancestor while absent; and at the end of the chain the node itself when it
+/// exists, or the directory it will appear in when it does not.
+fn watches_wanted(path: &Path) -> Vec<(PathBuf, Kind)> {
+    let mut want: Vec<(PathBuf, Kind)> = Vec::new();
+    let mut push = |p: PathBuf, k: Kind| {
+        if !want.iter().any(|(q, _)| *q == p) {
+            want.push((p, k));
+        }
+    };
     let mut cur = absolute(path);
     for _ in 0..40 {
         let parent = cur
@@ -359,15 +410,23 @@ fn dirs_to_watch(path: &Path) -> Vec<PathBuf> {
             .map(Path::to_owned)
             .unwrap_or_else(|| PathBuf::from("/"));
         let dir = std::fs::canonicalize(&parent).unwrap_or_else(|_| existing_ancestor(&parent));
-        if !dirs.contains(&dir) {
-            dirs.push(dir.clone());
-        }
         match std::fs::read_link(&cur) {
-            Ok(target) => cur = absolute(&dir.join(target)),
-            Err(_) => break,
+            Ok(target) => {
+                push(dir.clone(), Kind::Dir);
+                cur = absolute(&dir.join(target));
+            }
+            Err(_) => {
+                match cur.file_name() {
+                    Some(name) if std::fs::symlink_metadata(dir.join(name)).is_ok() => {
+                        push(dir.join(name), Kind::Node)
+                    }
+                    _ => push(dir, Kind::Dir),
+                }
+                break;
+            }
         }
     }
-    dirs
+    want
 }
 
 impl PathWatch {
@@ -388,26 +447,40 @@ impl PathWatch {
         Ok(w)
     }
 
-    /// Adds watches for the directories the path depends on now, drops the others. Watches are
-    /// added before the state is looked at, so no change between the two is missed.
+    /// Adds watches for what the path depends on now, drops the others. Watches are added
+    /// before the state is looked at, so no change between the two is missed. A node's watch is
+    /// added again each time: the same name may be a new inode now (a re-plugged ttyUSB0), and
+    /// adding a watch on an inode already watched just gives back its descriptor.
     fn rearm(&mut self) -> Result<(), WatchError> {
-        // A directory may vanish between listing and watching it: list again (bounded).
+        // A directory or node may vanish between listing and watching it: list again (bounded).
         for _ in 0..8 {
-            let want = dirs_to_watch(&self.path);
+            let want = watches_wanted(&self.path);
             let mut raced = false;
-            for dir in &want {
-                if self.watches.contains_key(dir) {
+            for (path, kind) in &want {
+                let old = self.watches.get(path).copied();
+                if *kind == Kind::Dir && matches!(old, Some((_, Kind::Dir))) {
                     continue;
                 }
-                match self.fd.get_ref().0.add_watch(dir, dir_mask()) {
+                let mask = match kind {
+                    Kind::Dir => dir_mask(),
+                    Kind::Node => node_mask(),
+                };
+                match self.fd.get_ref().0.add_watch(path, mask) {
                     Ok(wd) => {
-                        tracing::trace!(dir = %dir.display(), "watching");
-                        self.watches.insert(dir.clone(), wd);
+                        if let Some((was, _)) = old {
+                            if was != wd {
+                                // EINVAL: the kernel already dropped it (node or dir gone).
+                                let _ = self.fd.get_ref().0.rm_watch(was);
+                            }
+                        } else {
+                            tracing::trace!(path = %path.display(), ?kind, "watching");
+                        }
+                        self.watches.insert(path.clone(), (wd, *kind));
                     }
                     Err(Errno::ENOENT | Errno::ENOTDIR) => raced = true,
                     Err(e) => {
                         return Err(WatchError::Inotify {
-                            path: dir.clone(),
+                            path: path.clone(),
                             source: e.into(),
                         })
                     }
@@ -416,11 +489,11 @@ impl PathWatch {
             let stale: Vec<PathBuf> = self
                 .watches
                 .keys()
-                .filter(|d| !want.contains(d))
+                .filter(|p| !want.iter().any(|(q, _)| q == *p))
                 .cloned()
                 .collect();
-            for dir in stale {
-                if let Some(wd) = self.watches.remove(&dir) {
+            for path in stale {
+                if let Some((wd, _)) = self.watches.remove(&path) {
                     // EINVAL: the kernel already dropped it (directory deleted).
                     let _ = self.fd.get_ref().0.rm_watch(wd);
                 }
@@ -448,7 +521,7 @@ impl PathWatch {
                         if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
                             // The kernel dropped this watch (its directory went): forget it so
                             // rearm adds it again if the directory comes back.
-                            self.watches.retain(|_, wd| *wd != ev.wd);
+                            self.watches.retain(|_, (wd, _)| *wd != ev.wd);
                         }
                         tracing::trace!(mask = ?ev.mask, name = ?ev.name, "inotify event");
                     }
@@ -700,6 +773,37 @@ mod tests {
         std::fs::remove_file(&node).expect("remove");
         std::fs::write(&node, b"").expect("create again");
         within("replaced node", w.vanished())
+            .await
+            .expect("vanished");
+    }
+
+    /// While the device is present, its neighbours coming and going (other ttys in `/dev`, other
+    /// ptys in `/dev/pts`) wake nothing: the node itself is watched, not its directory. Its own
+    /// unlinking still is seen.
+    #[tokio::test]
+    async fn neighbours_of_a_present_node_wake_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nodes = dir.path().join("nodes");
+        std::fs::create_dir(&nodes).expect("mkdir");
+        let node = nodes.join("ttyUSB0");
+        std::fs::write(&node, b"").expect("node");
+        let link = dir.path().join("board");
+        symlink(&node, &link).expect("symlink");
+        let mut w = Watcher::new(Identity::Path(link)).expect("watcher");
+        within("present", w.appeared()).await.expect("appeared");
+        let quiet = tokio::time::timeout(Duration::from_millis(50), w.vanished()).await;
+        assert!(quiet.is_err(), "nothing changed yet");
+        assert!(!w.dirty, "looked once, then waits");
+        for i in 1..20 {
+            let other = nodes.join(format!("ttyUSB{i}"));
+            std::fs::write(&other, b"").expect("neighbour");
+            std::fs::remove_file(&other).expect("neighbour gone");
+        }
+        let quiet = tokio::time::timeout(Duration::from_millis(100), w.vanished()).await;
+        assert!(quiet.is_err(), "a neighbour is no vanish");
+        assert!(!w.dirty, "no event was read for the neighbours");
+        std::fs::remove_file(&node).expect("unplug");
+        within("own node removed", w.vanished())
             .await
             .expect("vanished");
     }
