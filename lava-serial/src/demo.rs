@@ -55,10 +55,12 @@ pub async fn run(cfg: DemoConfig) -> anyhow::Result<()> {
         Some(f) => read_power(f) != Some(Power::Off),
         None => true,
     };
-    println!(
+    // One write, and a closed stdout is no reason to stop: a script may read the `connect:` line
+    // and close the pipe before the rest is written.
+    let banner = format!(
         "lava-serial demo: board {} on {} (a pty), serving {} on {local}\n\
          connect:       telnet {} {}\n\
-         power-cycle:   kill -USR1 {}{}",
+         power-cycle:   kill -USR1 {}{}\n",
         cfg.name,
         slave_path.display(),
         cfg.protocol,
@@ -77,6 +79,11 @@ pub async fn run(cfg: DemoConfig) -> anyhow::Result<()> {
             ))
             .unwrap_or_default(),
     );
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     let port_cfg = PortConfig {
         board: cfg.name.clone(),
         identity: Identity::Path(slave_path),
