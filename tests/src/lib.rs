@@ -1,1 +1,0 @@
-//! Cross-component scenarios live in tests/it.
