@@ -31,7 +31,11 @@ pub fn init(component: &'static str, default_filter: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal() {
         if let Ok(journald) = tracing_journald::layer() {
-            let journald = journald.with_syslog_identifier(component.to_owned());
+            // Our field names (board, client, pdu, outlet, ...) clash with no journal field, so
+            // they go in as BOARD=, CLIENT=, ... without the layer's default `F_` prefix.
+            let journald = journald
+                .with_syslog_identifier(component.to_owned())
+                .with_field_prefix(None);
             let _ = registry.with(journald).try_init();
             return;
         }
