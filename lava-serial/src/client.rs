@@ -1,7 +1,7 @@
 //! One TCP client of a port: the hello line, telnet/RFC 2217 or raw bytes, writes to the board,
-//! and board output from the port's broadcast with notices. A client that stops reading only lags
-//! its own receiver; when it falls behind by more than the channel holds it loses its own oldest
-//! chunks and is told exactly how many bytes it lost.
+//! and board output with notices, read from the port's ring at the client's own offset. A client
+//! that stops reading only falls behind on its own; when it falls behind by more than the ring
+//! holds it loses its own oldest bytes and is told exactly how many.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,18 +11,19 @@ use lava_common::telnet::{Event, Reply, TelnetServer};
 use lava_common::{FlowControl, Parity, Protocol, StopBits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 use crate::hello::{self, Hello, Replay};
-use crate::port::{ClientId, Control, LineOp, LineState, Output, PortHandle, WriteReq};
+use crate::port::{ClientId, Control, LineOp, LineState, PortHandle, WriteReq};
+use crate::ring::{Cursor, Next};
 
 /// How long a new client's output is held waiting for its hello line.
 pub const HELLO_WAIT: Duration = Duration::from_millis(50);
 /// How long a client that started a hello line has to finish it.
 pub const HELLO_FINISH: Duration = Duration::from_secs(5);
-/// Most output gathered into one socket write when a client has fallen behind.
-const COALESCE: usize = 64 * 1024;
+/// Most board output taken from the ring into one socket write (a client that has fallen behind
+/// catches up in writes of this size; it bounds the client's own buffer too).
+const COALESCE: usize = 16 * 1024;
 /// Socket read size.
 const READ_SIZE: usize = 4096;
 
@@ -43,7 +44,10 @@ pub async fn serve(
         readonly: false,
         out: Vec::with_capacity(4096),
         out_pos: 0,
-        expected: 0,
+        cursor: Cursor {
+            offset: 0,
+            notice: 0,
+        },
         data: Vec::new(),
         events: Vec::new(),
         suspended: false,
@@ -63,8 +67,8 @@ struct Client {
     /// Bytes for the socket; `out[out_pos..]` is still to be written.
     out: Vec<u8>,
     out_pos: usize,
-    /// The board-output offset this client expects next.
-    expected: u64,
+    /// Where this client is in the port's output.
+    cursor: Cursor,
     /// Decoded client data (scratch).
     data: Vec<u8>,
     events: Vec<Event>,
@@ -80,11 +84,11 @@ enum Start {
 impl Client {
     /// Returns whether the client got as far as attaching (so it must be detached).
     async fn run(&mut self, mut stream: TcpStream, peer: SocketAddr) -> bool {
-        let Some(sub) = self.port.subscribe().await else {
+        let Some(sub) = self.port.subscribe() else {
             return false;
         };
-        let mut rx = sub.rx;
-        self.expected = sub.offset;
+        let mut changes = sub.changes;
+        self.cursor = sub.cursor;
         let (mut rd, mut wr) = stream.split();
         if let Some(t) = &mut self.telnet {
             t.greeting(&mut self.out);
@@ -152,11 +156,17 @@ impl Client {
             return false;
         };
         if let Start::Hello(h) = &start {
-            let snapshot = &sub.scrollback;
+            // The scrollback is the ring's last bytes before this client's first live one.
+            let at = sub.cursor.offset;
+            let held = {
+                let ring = self.port.ring.borrow();
+                at.saturating_sub(ring.start())
+                    .min(self.port.scrollback as u64) as usize
+            };
             let n = match h.replay {
                 None => 0,
-                Some(Replay::All) => snapshot.len(),
-                Some(Replay::Last(n)) => n.min(snapshot.len()),
+                Some(Replay::All) => held,
+                Some(Replay::Last(n)) => n.min(held),
             };
             let others: Vec<hello::Who> = attached
                 .others
@@ -168,7 +178,11 @@ impl Client {
                 .collect();
             let line = hello::ok_line(&self.port.board, &others, attached.adapter_present, n);
             self.out.extend_from_slice(line.as_bytes());
-            self.encode(&snapshot[snapshot.len() - n..]);
+            let ring = self.port.ring.clone();
+            let ring = ring.borrow();
+            let (a, b) = ring.range(at - n as u64, at);
+            self.encode(a);
+            self.encode(b);
         }
         let mut to_board: Option<Bytes> = None;
         if !first.is_empty() && !self.readonly {
@@ -180,6 +194,11 @@ impl Client {
 
         let writes = self.port.writes.clone();
         loop {
+            if self.out_pos == self.out.len() && !self.suspended {
+                // Marked seen before looking, so output published after the look wakes us.
+                changes.borrow_and_update();
+                self.fill();
+            }
             let flushing = self.out_pos < self.out.len();
             tokio::select! {
                 r = rd.read(&mut buf), if to_board.is_none() => match r {
@@ -203,20 +222,10 @@ impl Client {
                     }
                     Err(_) => return true,
                 },
-                m = rx.recv(), if !flushing && !self.suspended => {
-                    match m {
-                        Ok(m) => self.take(m),
-                        Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => return true,
-                    }
-                    // Gather what else is queued into the same socket write.
-                    while self.out.len() < COALESCE {
-                        match rx.try_recv() {
-                            Ok(m) => self.take(m),
-                            Err(TryRecvError::Lagged(_)) => {}
-                            Err(TryRecvError::Empty) => break,
-                            Err(TryRecvError::Closed) => return true,
-                        }
+                r = changes.changed(), if !flushing && !self.suspended => {
+                    if r.is_err() {
+                        // The port is gone.
+                        return true;
                     }
                 }
                 r = wr.write(&self.out[self.out_pos..]), if flushing => match r {
@@ -249,28 +258,32 @@ impl Client {
         }
     }
 
-    fn take(&mut self, m: Output) {
-        match m {
-            Output::Data { offset, bytes } => {
-                if offset > self.expected {
-                    let lost = offset - self.expected;
+    /// Takes what is new in the ring (board output, notices, and a notice of what it lost if
+    /// it fell behind) into `out`, up to [`COALESCE`] bytes of output.
+    fn fill(&mut self) {
+        let ring = self.port.ring.clone();
+        let ring = ring.borrow();
+        let mut budget = COALESCE;
+        while budget > 0 {
+            match ring.next(&mut self.cursor, budget) {
+                Next::Data(a, b) => {
+                    budget -= a.len() + b.len();
+                    self.encode(a);
+                    self.encode(b);
+                }
+                Next::Lost(lost) => {
                     tracing::debug!(board = %self.port.board, client = self.id, lost, "client too slow");
                     let n = self
                         .port
                         .notice(&format!("lost {lost} bytes (client too slow)"));
                     self.encode(&n);
                 }
-                let skip = self.expected.saturating_sub(offset);
-                let end = offset + bytes.len() as u64;
-                if skip < bytes.len() as u64 {
-                    self.encode(&bytes[skip as usize..]);
+                Next::Notice(n) => {
+                    if n.to.includes(self.id) {
+                        self.encode(&n.text);
+                    }
                 }
-                self.expected = self.expected.max(end);
-            }
-            Output::Notice { text, to } => {
-                if to.includes(self.id) {
-                    self.encode(&text);
-                }
+                Next::Idle => break,
             }
         }
     }

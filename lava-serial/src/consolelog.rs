@@ -78,8 +78,8 @@ impl ConsoleLog {
         ))
     }
 
-    /// Logs board output.
-    pub fn data(&mut self, bytes: &Bytes) {
+    /// Logs board output (copied: the writer thread takes it at its own pace).
+    pub fn data(&mut self, bytes: &[u8]) {
         let now = SystemTime::now();
         let len = bytes.len();
         if self.queued.load(Ordering::Relaxed) + len > QUEUE_BYTES {
@@ -96,7 +96,11 @@ impl ConsoleLog {
             }
         }
         self.queued.fetch_add(len, Ordering::Relaxed);
-        if self.tx.try_send(Message::Data(now, bytes.clone())).is_err() {
+        if self
+            .tx
+            .try_send(Message::Data(now, Bytes::copy_from_slice(bytes)))
+            .is_err()
+        {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             self.dropped += len as u64;
         }

@@ -6,7 +6,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use bytes::BytesMut;
 use lava_common::{FlowControl, Format, Parity, SerialSettings, StopBits};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -16,9 +15,6 @@ use nix::sys::termios::{
 };
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-
-/// How much room a read makes in the caller's buffer: one USB packet train at full speed.
-const READ_CHUNK: usize = 4096;
 
 /// What went wrong with a serial device, with the path an admin needs to find it.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +61,23 @@ pub struct ModemStatus {
 pub struct Device {
     fd: AsyncFd<OwnedFd>,
     path: PathBuf,
+}
+
+/// A device's fd registered for writability: see [`Device::write_waiter`].
+#[derive(Debug)]
+pub struct WriteWaiter {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl WriteWaiter {
+    /// Waits until the device may take more. It may then still take nothing (another writer, a
+    /// spurious edge): the caller writes, and on `WouldBlock` waits again, losing no wakeup
+    /// (readiness is cleared here, before that write, so an edge after it is kept).
+    pub async fn writable(&self) -> io::Result<()> {
+        let mut guard = self.fd.writable().await?;
+        guard.clear_ready();
+        Ok(())
+    }
 }
 
 fn errno_io(e: Errno) -> io::Error {
@@ -323,11 +336,9 @@ impl Device {
         }
         encode(&mut t, settings).map_err(configure)?;
         set_line(fd.as_fd(), &t, settings.baud).map_err(configure)?;
-        let fd = register(fd, Interest::READABLE | Interest::WRITABLE).map_err(|source| {
-            DeviceError::Open {
-                path: path.to_owned(),
-                source,
-            }
+        let fd = register(fd, Interest::READABLE).map_err(|source| DeviceError::Open {
+            path: path.to_owned(),
+            source,
         })?;
         let dev = Device {
             fd,
@@ -364,48 +375,71 @@ impl Device {
         &self.path
     }
 
-    /// Reads what the device has now (waiting until it has something) and appends it to `buf`.
-    /// `Ok(0)` is end of file (what a pty slave reads once its master closed). EIO/ENXIO/ENODEV
-    /// (a USB adapter unplugged) mean the adapter is gone and come back as `Err`,
-    /// like any other read error. Cancel-safe: nothing is consumed unless it is appended.
-    pub async fn read(&self, buf: &mut BytesMut) -> io::Result<usize> {
+    /// Reads what the device has now (waiting until it has something) into `buf`, returning how
+    /// many bytes. `Ok(0)` is end of file (what a pty slave reads once its master closed).
+    /// EIO/ENXIO/ENODEV (a USB adapter unplugged) mean the adapter is gone and come back as
+    /// `Err`, like any other read error. Cancel-safe: nothing is consumed unless it is returned.
+    ///
+    /// A read that returns less than asked drained the tty (the line discipline hands out all it
+    /// holds, wrapping included), so the fd's readiness is cleared at once instead of by a
+    /// further read failing with EAGAIN; data arriving after it is a new edge, seen as usual.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
-            let start = buf.len();
-            buf.resize(start + READ_CHUNK, 0);
-            let res = guard
-                .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf[start..]).map_err(errno_io));
+            let res = guard.try_io(|fd| nix::unistd::read(fd.get_ref(), buf).map_err(errno_io));
             match res {
                 Ok(Ok(n)) => {
-                    buf.truncate(start + n);
+                    if n > 0 && n < buf.len() {
+                        guard.clear_ready();
+                    }
                     return Ok(n);
                 }
-                Ok(Err(e)) => {
-                    buf.truncate(start);
-                    if e.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(e);
-                }
-                Err(_would_block) => {
-                    buf.truncate(start);
-                    continue;
-                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
             }
         }
+    }
+
+    /// Writes what the device takes now, without waiting: `Err(WouldBlock)` when it takes
+    /// nothing (then wait on a [`WriteWaiter`]).
+    pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        loop {
+            match nix::unistd::write(self.raw(), data) {
+                Ok(n) => return Ok(n),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(errno_io(e)),
+            }
+        }
+    }
+
+    /// Something to wait on for the device to take writes again. The device's own registration
+    /// is for reading only, so a device written to without back-pressure (the usual case: a
+    /// keystroke, a command line) costs no writable events; this registers a duplicate of the fd
+    /// for writability, for as long as the caller keeps it.
+    pub fn write_waiter(&self) -> io::Result<WriteWaiter> {
+        let fd = self.fd.get_ref().try_clone()?;
+        Ok(WriteWaiter {
+            fd: register(fd, Interest::WRITABLE)?,
+        })
     }
 
     /// Writes all of `data`, waiting for the device to take it. A device that never drains (flow
     /// control held off) makes this wait forever: the caller bounds it.
     pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        let mut waiter: Option<WriteWaiter> = None;
         while !data.is_empty() {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(errno_io)) {
-                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => data = &data[n..],
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => {}
+            match self.try_write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let w = match &waiter {
+                        Some(w) => w,
+                        None => waiter.insert(self.write_waiter()?),
+                    };
+                    w.writable().await?;
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -543,15 +577,17 @@ mod tests {
     }
 
     async fn read_exactly(dev: &Device, n: usize) -> Vec<u8> {
-        let mut buf = BytesMut::new();
-        while buf.len() < n {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        while out.len() < n {
             let got = tokio::time::timeout(std::time::Duration::from_secs(5), dev.read(&mut buf))
                 .await
                 .expect("device read timed out")
                 .expect("device read");
             assert!(got > 0, "unexpected EOF");
+            out.extend_from_slice(&buf[..got]);
         }
-        buf.to_vec()
+        out
     }
 
     #[tokio::test]
@@ -829,7 +865,7 @@ mod tests {
         let p = pty();
         let dev = Device::open(&p.path, &SerialSettings::default()).expect("open");
         drop(p.master);
-        let mut buf = BytesMut::new();
+        let mut buf = [0u8; 64];
         let res = tokio::time::timeout(std::time::Duration::from_secs(5), dev.read(&mut buf))
             .await
             .expect("read must end when the master closes");

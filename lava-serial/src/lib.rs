@@ -2,7 +2,8 @@
 //! adapter. A library so tests run the server in-process on a pre-bound listener; `main.rs` is a
 //! thin wrapper around [`cli::main`].
 //!
-//! Layout: [`port`] owns the device (one task per port), [`client`] serves one TCP client,
+//! Layout: [`port`] owns the device (one task per port) and fills the output [`ring`] every
+//! client reads, [`client`] serves one TCP client,
 //! [`server`] binds and accepts, [`consolelog`] writes the always-on console log, [`config`]
 //! resolves what to serve, [`cli`] is the command line, [`demo`] a simulated board on a pty.
 
@@ -14,6 +15,7 @@ pub mod demo;
 pub mod device;
 pub mod hello;
 pub mod port;
+pub mod ring;
 pub mod server;
 pub mod timefmt;
 pub mod udev;

@@ -3,76 +3,46 @@
 //! through a broadcast channel, writes clients' bytes to the device, carries out line controls
 //! (RFC 2217 settings, BREAK, modem lines, purge), and survives the adapter vanishing.
 //!
-//! Everything else talks to it through channels; there is no lock on the byte path. Output is
-//! published as [`Output::Data`] chunks stamped with their offset in the board's output stream, so
-//! a client whose receiver lagged knows exactly how many bytes it lost.
+//! Everything else talks to it through channels; there is no lock on the byte path. Output goes
+//! into the port's [`Ring`] (shared by the port's tasks, which all run on one thread), and a
+//! `watch` channel tells the clients there is more; each client reads the ring at its own offset,
+//! so a client that fell behind knows exactly how many bytes it lost.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::Future;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use lava_common::{FlowControl, Parity, SerialSettings, StopBits};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::PortConfig;
 use crate::consolelog::ConsoleLog;
-use crate::device::{Device, ModemStatus};
+use crate::device::{Device, ModemStatus, WriteWaiter};
+pub use crate::ring::Target;
+use crate::ring::{Cursor, Ring, LAG_BYTES};
 use crate::watch::Watcher;
 
 /// A client's number, unique for the life of the process.
 pub type ClientId = u64;
 
-/// Output chunks a lagging client may fall behind by before it loses its oldest ones.
-pub const BROADCAST_CHUNKS: usize = 1024;
 /// Most client writes queued for the device before clients' reads are held back.
 pub const WRITE_QUEUE: usize = 64;
 /// How long a BREAK lasts when a client sends `IAC BRK` (the kernel's tcsendbreak default).
 pub const BREAK_LENGTH: Duration = Duration::from_millis(250);
-/// Room made in the read buffer before every device read.
-const READ_ROOM: usize = 4096;
-/// Size of each read buffer allocation; chunks are split off it and shared with clients.
-const READ_ALLOC: usize = 16 * 1024;
+/// Most bytes one device read takes (a USB adapter delivers far less at a time).
+const READ_SIZE: usize = 4096;
 /// After the device could not be opened although present, wait this long before trying again.
 const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Who a notice is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    All,
-    AllBut(ClientId),
-    Only(ClientId),
-}
-
-impl Target {
-    /// Whether client `id` should show it.
-    pub fn includes(self, id: ClientId) -> bool {
-        match self {
-            Target::All => true,
-            Target::AllBut(x) => x != id,
-            Target::Only(x) => x == id,
-        }
-    }
-}
-
-/// What the port owner publishes to clients.
-#[derive(Debug, Clone)]
-pub enum Output {
-    /// Board output; `offset` is the position of its first byte in the board's output stream.
-    Data { offset: u64, bytes: Bytes },
-    /// A complete notice line (`\r\n[lava-serial: ...]\r\n`).
-    Notice { text: Bytes, to: Target },
-}
-
-/// A new client's view of the port, taken atomically: the scrollback up to `offset`, and a
-/// receiver whose first data chunk starts at `offset`.
+/// A new client's place in the port's output, taken atomically: its first byte is the board's
+/// next one, and `changes` says when there is more.
 pub struct Subscription {
-    pub rx: broadcast::Receiver<Output>,
-    pub scrollback: Bytes,
-    pub offset: u64,
+    pub cursor: Cursor,
+    pub changes: watch::Receiver<()>,
 }
 
 /// Another client, as a new client is told about it.
@@ -123,10 +93,6 @@ pub struct LineState {
 
 /// Requests to the port owner.
 pub enum Control {
-    /// A connection arrived: give it the scrollback and a receiver, atomically.
-    Subscribe {
-        reply: oneshot::Sender<Subscription>,
-    },
     /// A client has said who it is (after its hello, or as a plain client).
     Attach {
         id: ClientId,
@@ -151,20 +117,32 @@ pub struct WriteReq {
     pub data: Bytes,
 }
 
-/// A client's handle on the port: cheap to clone.
+/// A client's handle on the port: cheap to clone. Used only on the port's thread (the ring is
+/// shared without a lock).
 #[derive(Clone)]
 pub struct PortHandle {
     pub board: Arc<str>,
     pub control: mpsc::UnboundedSender<Control>,
     pub writes: mpsc::Sender<WriteReq>,
+    /// The board's output and notices; clients only read it.
+    pub ring: Rc<RefCell<Ring>>,
+    changes: watch::Receiver<()>,
+    /// The most a client may ask to replay (the configured scrollback).
+    pub scrollback: usize,
 }
 
 impl PortHandle {
-    /// Subscribes to the port's output; `None` when the port is shutting down.
-    pub async fn subscribe(&self) -> Option<Subscription> {
-        let (reply, rx) = oneshot::channel();
-        self.control.send(Control::Subscribe { reply }).ok()?;
-        rx.await.ok()
+    /// Subscribes to the port's output from now on; `None` when the port is shutting down.
+    pub fn subscribe(&self) -> Option<Subscription> {
+        if self.control.is_closed() {
+            return None;
+        }
+        let mut changes = self.changes.clone();
+        changes.borrow_and_update();
+        Some(Subscription {
+            cursor: self.ring.borrow().cursor(),
+            changes,
+        })
     }
 
     /// Announces the client; `None` when the port is shutting down.
@@ -215,13 +193,12 @@ struct ClientEntry {
 /// The port owner's state.
 pub struct Owner {
     cfg: Arc<PortConfig>,
-    tx: broadcast::Sender<Output>,
+    ring: Rc<RefCell<Ring>>,
+    changes: watch::Sender<()>,
     control: mpsc::UnboundedReceiver<Control>,
     writes: mpsc::Receiver<WriteReq>,
     watcher: Watcher,
     log: Option<ConsoleLog>,
-    ring: VecDeque<u8>,
-    offset: u64,
     clients: BTreeMap<ClientId, ClientEntry>,
     /// Settings in effect (or to apply on reopen).
     settings: SerialSettings,
@@ -251,7 +228,11 @@ enum End {
     Gone(String),
 }
 
-type WriteFuture<'a> = Pin<Box<dyn Future<Output = std::io::Result<()>> + 'a>>;
+/// A client's write the device has not taken all of yet.
+struct Pending {
+    id: ClientId,
+    data: Bytes,
+}
 
 impl Owner {
     /// Creates the owner and the handle clients use to reach it.
@@ -260,24 +241,27 @@ impl Owner {
         watcher: Watcher,
         log: Option<ConsoleLog>,
     ) -> (Owner, PortHandle) {
-        let (tx, _) = broadcast::channel(BROADCAST_CHUNKS);
+        let ring = Rc::new(RefCell::new(Ring::new(cfg.scrollback.max(LAG_BYTES))));
+        let (changes, changes_rx) = watch::channel(());
         let (control_tx, control) = mpsc::unbounded_channel();
         let (writes_tx, writes) = mpsc::channel(WRITE_QUEUE);
         let handle = PortHandle {
             board: Arc::from(cfg.board.as_str()),
             control: control_tx,
             writes: writes_tx,
+            ring: ring.clone(),
+            changes: changes_rx,
+            scrollback: cfg.scrollback,
         };
         let owner = Owner {
             settings: cfg.settings,
-            ring: VecDeque::with_capacity(cfg.scrollback),
             cfg,
-            tx,
+            ring,
+            changes,
             control,
             writes,
             watcher,
             log,
-            offset: 0,
             clients: BTreeMap::new(),
             client_changed: false,
             break_on: false,
@@ -373,41 +357,33 @@ impl Owner {
 
     /// Serves an open device until it goes (`Some`) or the port shuts down (`None`).
     async fn serve(&mut self, dev: &Device) -> Option<End> {
-        let mut buf = BytesMut::with_capacity(READ_ALLOC);
-        let mut writing: Option<WriteFuture<'_>> = None;
-        let mut write_len = 0usize;
-        let mut write_id: ClientId = 0;
+        let mut buf = vec![0u8; READ_SIZE];
+        // A client's write the device has not taken all of, and (only while there is one, or
+        // more are queued) a registration to learn when it takes more.
+        let mut pending: Option<Pending> = None;
+        let mut waiter: Option<WriteWaiter> = None;
         let break_timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(break_timer);
         let mut break_pending = false;
-        loop {
-            if buf.capacity() - buf.len() < READ_ROOM {
-                buf.reserve(READ_ALLOC);
-            }
+        let end = loop {
             tokio::select! {
                 r = dev.read(&mut buf) => match r {
-                    Ok(0) => return Some(End::Gone("end of file".into())),
-                    Ok(_) => {
-                        let chunk = buf.split().freeze();
-                        self.publish(chunk);
-                    }
-                    Err(e) => return Some(End::Gone(e.to_string())),
+                    Ok(0) => break Some(End::Gone("end of file".into())),
+                    Ok(n) => self.publish(&buf[..n]),
+                    Err(e) => break Some(End::Gone(e.to_string())),
                 },
-                r = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
-                    writing = None;
+                r = async { waiter.as_ref().expect("guarded").writable().await }, if pending.is_some() && waiter.is_some() => {
                     if let Err(e) = r {
-                        tracing::warn!(board = %self.cfg.board, client = write_id, error = %e, bytes = write_len, "device write failed");
-                        self.dropped.entry(write_id).or_default().unreported += write_len as u64;
+                        break Some(End::Gone(format!("waiting to write: {e}")));
                     }
+                    self.write_out(dev, &mut pending);
                 }
-                w = self.writes.recv(), if writing.is_none() => match w {
+                w = self.writes.recv(), if pending.is_none() => match w {
                     Some(w) => {
-                        write_len = w.data.len();
-                        write_id = w.id;
-                        let data = w.data;
-                        writing = Some(Box::pin(async move { dev.write_all(&data).await }));
+                        pending = Some(Pending { id: w.id, data: w.data });
+                        self.write_out(dev, &mut pending);
                     }
-                    None => return None,
+                    None => break None,
                 },
                 c = self.control.recv() => match c {
                     Some(Control::Line { id, op: LineOp::SendBreak, reply }) => {
@@ -419,47 +395,80 @@ impl Owner {
                         let _ = reply.send(self.state(Some(dev)));
                     }
                     Some(c) => self.handle_control(Some(dev), c),
-                    None => return None,
+                    None => break None,
                 },
                 _ = &mut break_timer, if break_pending => {
                     break_pending = false;
                     self.set_break(dev, false);
                 }
                 r = self.watcher.vanished() => {
-                    return Some(End::Gone(match r {
+                    break Some(End::Gone(match r {
                         Ok(()) => "device node removed".into(),
                         Err(e) => format!("watch failed: {e}"),
                     }));
                 }
             }
+            if pending.is_some() {
+                if waiter.is_none() {
+                    match dev.write_waiter() {
+                        Ok(w) => waiter = Some(w),
+                        Err(e) => break Some(End::Gone(format!("cannot wait to write: {e}"))),
+                    }
+                }
+            } else if waiter.is_some() && self.writes.is_empty() {
+                // Back-pressure is over: stop hearing about writability.
+                waiter = None;
+            }
+        };
+        if let Some(p) = pending {
+            // The device went with this write half done: the rest is dropped, and counted.
+            self.dropped.entry(p.id).or_default().unreported += p.data.len() as u64;
+        }
+        end
+    }
+
+    /// Writes the pending client write, and the ones queued after it, until the device takes no
+    /// more (`pending` keeps the rest) or the queue is empty (`pending` is `None`). A write the
+    /// device refuses is dropped and counted for its client.
+    fn write_out(&mut self, dev: &Device, pending: &mut Option<Pending>) {
+        while let Some(p) = pending {
+            match dev.try_write(&p.data) {
+                Ok(n) if n < p.data.len() && n > 0 => {
+                    bytes::Buf::advance(&mut p.data, n);
+                    continue;
+                }
+                Ok(n) if n == p.data.len() => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                r => {
+                    let e = r.map_or_else(|e| e.to_string(), |_| "device took nothing".into());
+                    tracing::warn!(board = %self.cfg.board, client = p.id, error = %e, bytes = p.data.len(), "device write failed");
+                    self.dropped.entry(p.id).or_default().unreported += p.data.len() as u64;
+                }
+            }
+            *pending = match self.writes.try_recv() {
+                Ok(w) => Some(Pending {
+                    id: w.id,
+                    data: w.data,
+                }),
+                Err(_) => None,
+            };
         }
     }
 
-    fn publish(&mut self, chunk: Bytes) {
-        let offset = self.offset;
-        self.offset += chunk.len() as u64;
-        tracing::trace!(board = %self.cfg.board, bytes = chunk.len(), "board output");
-        if self.cfg.scrollback > 0 {
-            let cap = self.cfg.scrollback;
-            let take = chunk.len().min(cap);
-            let excess = (self.ring.len() + take).saturating_sub(cap);
-            self.ring.drain(..excess);
-            self.ring.extend(&chunk[chunk.len() - take..]);
-        }
+    fn publish(&mut self, data: &[u8]) {
+        tracing::trace!(board = %self.cfg.board, bytes = data.len(), "board output");
+        self.ring.borrow_mut().push(data);
         if let Some(log) = &mut self.log {
-            log.data(&chunk);
+            log.data(data);
         }
-        let _ = self.tx.send(Output::Data {
-            offset,
-            bytes: chunk,
-        });
+        self.changes.send_replace(());
     }
 
     fn broadcast_notice(&self, text: &str, to: Target) {
-        let _ = self.tx.send(Output::Notice {
-            text: notice(&self.cfg.board, text),
-            to,
-        });
+        self.ring
+            .borrow_mut()
+            .notice(notice(&self.cfg.board, text), to);
+        self.changes.send_replace(());
     }
 
     fn event(&mut self, text: &str) {
@@ -534,17 +543,6 @@ impl Owner {
 
     fn handle_control(&mut self, dev: Option<&Device>, c: Control) {
         match c {
-            Control::Subscribe { reply } => {
-                let (a, b) = self.ring.as_slices();
-                let mut snap = BytesMut::with_capacity(a.len() + b.len());
-                snap.extend_from_slice(a);
-                snap.extend_from_slice(b);
-                let _ = reply.send(Subscription {
-                    rx: self.tx.subscribe(),
-                    scrollback: snap.freeze(),
-                    offset: self.offset,
-                });
-            }
             Control::Attach {
                 id,
                 name,

@@ -64,13 +64,27 @@ pub async fn run(
     let protocol = cfg.protocol;
     let cfg = Arc::new(cfg);
     let (owner, handle) = Owner::new(cfg.clone(), watcher, log);
-    tokio::select! {
-        _ = shutdown => {
-            tracing::info!(board = %cfg.board, "shutting down");
-        }
-        _ = owner.run() => {}
-        _ = accept_loop(&listener, handle, protocol) => {}
-    }
+    // The owner and the clients are tasks of one LocalSet: one of them waking another is a
+    // plain queue push within the set's turn. (With the owner as the runtime's `block_on`
+    // future, every wake from a client cost an extra zero-timeout epoll_wait.) Local tasks
+    // need not be Send: the udev monitor is not.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            let mut owner = tokio::task::spawn_local(owner.run());
+            tokio::select! {
+                _ = shutdown => {
+                    tracing::info!(board = %cfg.board, "shutting down");
+                }
+                _ = &mut owner => {}
+                _ = accept_loop(&listener, handle, protocol) => {}
+            }
+            // Dropped (its console log sender with it) before the log thread is joined.
+            owner.abort();
+            let _ = owner.await;
+        })
+        .await;
+    drop(local);
     if let Some(t) = log_thread {
         t.join();
     }
@@ -86,7 +100,7 @@ async fn accept_loop(listener: &TcpListener, port: PortHandle, protocol: Protoco
                 let id = next;
                 next += 1;
                 tracing::debug!(board = %port.board, client = id, %peer, "connection");
-                tokio::spawn(crate::client::serve(
+                tokio::task::spawn_local(crate::client::serve(
                     stream,
                     peer,
                     id,
