@@ -163,6 +163,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 /// The binary's `main`: parse, run, print the whole error chain, pick the exit code.
 pub fn main() -> ExitCode {
+    crate::mem::tune();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => e.exit(),

@@ -18,8 +18,11 @@ use bytes::Bytes;
 
 use crate::timefmt::push_utc_micros;
 
-/// Most bytes of board output waiting for the disk before new output is dropped.
-pub const QUEUE_BYTES: usize = 4 << 20;
+/// Most bytes of board output waiting for the disk before new output is dropped: ~91 s of
+/// output at 115200 baud while the disk stalls.
+pub const QUEUE_BYTES: usize = 1 << 20;
+/// After writing a batch of at least this many bytes, the memory it used is given back.
+const TRIM_AFTER: usize = 256 << 10;
 /// Most messages waiting for the disk.
 const QUEUE_MESSAGES: usize = 4096;
 /// After failing to open the log, wait this long before trying again.
@@ -144,14 +147,17 @@ impl Writer {
 
     fn run(mut self, rx: Receiver<Message>) {
         while let Ok(first) = rx.recv() {
-            self.handle(first);
+            let mut batch = self.handle(first);
             while let Ok(more) = rx.try_recv() {
-                self.handle(more);
+                batch += self.handle(more);
             }
             if let Some(out) = &mut self.out {
                 if let Err(e) = out.flush() {
                     self.fail(&e);
                 }
+            }
+            if batch >= TRIM_AFTER {
+                crate::mem::trim();
             }
         }
         if let Some(out) = &mut self.out {
@@ -159,12 +165,15 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, msg: Message) {
+    /// Writes one message; returns how many bytes of board output it carried.
+    fn handle(&mut self, msg: Message) -> usize {
+        let mut len = 0;
         if let Message::Data(_, b) = &msg {
-            self.queued.fetch_sub(b.len(), Ordering::Relaxed);
+            len = b.len();
+            self.queued.fetch_sub(len, Ordering::Relaxed);
         }
         if self.out.is_none() && !self.open() {
-            return;
+            return len;
         }
         let result = match msg {
             Message::Data(t, b) => self.write_data(t, &b),
@@ -174,6 +183,7 @@ impl Writer {
         if let Err(e) = result {
             self.fail(&e);
         }
+        len
     }
 
     fn fail(&mut self, e: &io::Error) {

@@ -14,6 +14,7 @@ pub mod consolelog;
 pub mod demo;
 pub mod device;
 pub mod hello;
+pub mod mem;
 pub mod port;
 pub mod ring;
 pub mod server;

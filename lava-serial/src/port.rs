@@ -572,6 +572,8 @@ impl Owner {
             }
             Control::Detach { id } => {
                 self.dropped.remove(&id);
+                // What the client's buffers used goes back to the system.
+                crate::mem::trim();
                 if let Some(c) = self.clients.remove(&id) {
                     tracing::info!(board = %self.cfg.board, client = %c.name, peer = %c.peer, "client left");
                     self.event(&format!("client disconnected: {} ({})", c.name, c.peer));
