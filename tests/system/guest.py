@@ -155,7 +155,7 @@ class Guest:
         cmd = [qemu, "-nodefaults", "-no-user-config", "-display", "none", "-m", "1024", "-smp", "2",
                *accel,
                "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
-               "-append", "root=/dev/vda rw console=ttyS0 quiet loglevel=4 systemd.show_status=0 "
+               "-append", "root=/dev/vda rw net.ifnames=0 console=ttyS0 quiet loglevel=4 systemd.show_status=0 "
                           "mitigations=off tsc=reliable",
                "-drive", f"file={self.image.rootfs},if=virtio,format=raw,snapshot=on,discard=unmap",
                "-netdev", f"user,id=n0,restrict=on{fwd}", "-device", "virtio-net-pci,netdev=n0",

@@ -34,23 +34,31 @@ set -e
 R="$1"
 echo lava-guest > "$R/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 lava-guest\n' > "$R/etc/hosts"
-printf '/dev/vda / ext4 rw,discard,errors=remount-ro 0 1\n' > "$R/etc/fstab"
-# Static address on QEMU's user network: no DHCP wait at boot.
-mkdir -p "$R/etc/systemd/network"
-cat > "$R/etc/systemd/network/10-qemu.network" <<'NET'
-[Match]
-Name=en* eth*
-[Network]
-Address=10.0.2.15/24
-Gateway=10.0.2.2
-DNS=10.0.2.3
-LinkLocalAddressing=no
-IPv6AcceptRA=no
+printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$R/etc/fstab"
+# Static address on QEMU's user network (eth0: the kernel runs with net.ifnames=0), set by a oneshot
+# unit: no DHCP, no networkd (which waits for D-Bus that minbase has not).
+cat > "$R/etc/systemd/system/guest-net.service" <<'NET'
+[Unit]
+Description=Static address on QEMU's user network
+BindsTo=sys-subsystem-net-devices-eth0.device
+After=sys-subsystem-net-devices-eth0.device
+Before=network.target network-online.target
+Wants=network.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/sbin/ip link set lo up
+ExecStart=/sbin/ip link set eth0 up
+ExecStart=/sbin/ip addr add 10.0.2.15/24 dev eth0
+ExecStart=/sbin/ip route add default via 10.0.2.2
+[Install]
+WantedBy=multi-user.target
 NET
-chroot "$R" systemctl enable systemd-networkd.service
+chroot "$R" systemctl enable guest-net.service
 # Quiet, fast boot: no timers, no getty on the serial console, no waiting for the network.
-for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
-         systemd-networkd-wait-online.service getty@tty1.service; do
+for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+         systemd-networkd.service systemd-networkd-wait-online.service getty@tty1.service \
+         getty-static.service; do
   chroot "$R" systemctl mask "$u" >/dev/null 2>&1 || true
 done
 chroot "$R" passwd -d root >/dev/null
@@ -123,7 +131,10 @@ def ensure_image(cache: Path, log) -> Image:
         raise RuntimeError("no kernel or initrd in the image")
     shutil.copy(kernels[-1], tmp / "vmlinuz")
     shutil.copy(initrds[-1], tmp / "initrd.img")
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lava-guest", "-d", str(root),
+    # No journal and no lazy inode-table init: the guest's disk is a throwaway overlay
+    # (snapshot=on), and under TCG a journal replay or the lazy-init thread costs seconds per boot.
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lava-guest", "-O", "^has_journal",
+                    "-E", "lazy_itable_init=0,lazy_journal_init=0", "-d", str(root),
                     str(tmp / "rootfs.ext4"), "1536M"], check=True)
     shutil.rmtree(root)
     tmp.rename(img.dir)
