@@ -4,8 +4,9 @@
 #   bench/serial.sh [--only lava-raw,ser2net-default,...] [--json FILE] [--markdown FILE] [...]
 #
 # Builds lava-serial in release mode, installs Debian's ser2net if it is missing (needs root or
-# sudo), then runs bench/serial_bench.py (python3, standard library only). Extra flags go to it;
-# `bench/serial.sh --help` lists them. A full run takes about 3-5 minutes.
+# sudo), then runs bench/serial_bench.py (python3, standard library only; Debian's telnet for the
+# attach measurement, skipped without it). Extra flags go to it; `bench/serial.sh --help` lists
+# them. A full run takes about 2 minutes.
 set -eu
 cd "$(dirname "$0")/.."
 
