@@ -215,3 +215,34 @@ fn a_stalled_client_loses_only_its_own_bytes_and_is_told_exactly_how_many() {
         "data received + lost reported = everything the board wrote"
     );
 }
+
+/// A board that reads nothing for a while holds the device's writes off: the client's bytes wait
+/// (none lost, none reordered), and meanwhile the board's own output still reaches the client (a
+/// held-off write does not stall the port).
+#[test]
+fn a_board_that_reads_late_gets_every_byte_and_keeps_talking_meanwhile() {
+    use std::io::Write;
+    let pty = Pty::new();
+    let server = Server::start(config(&pty.slave_path, Protocol::Raw));
+    let mut c = Conn::connect(server.addr);
+    // 4 MiB: far more than the pty and the port's write queue hold.
+    let total = 4 << 20;
+    let up = pattern(0, total);
+    let mut s = c.s.try_clone().expect("clone the socket");
+    let sending = {
+        let up = up.clone();
+        std::thread::spawn(move || s.write_all(&up).expect("upload"))
+    };
+    // The device takes the first bytes, then fills: the board has not read anything.
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&pty.master),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).expect("poll");
+    assert_eq!(ready, 1, "the client's bytes reach the board's side");
+    pty.write(b"[still talking]");
+    c.read_until_contains(b"[still talking]");
+    let got = pty.read_exact(total);
+    assert!(got == up, "every byte the client wrote, in order");
+    sending.join().expect("upload thread");
+}
