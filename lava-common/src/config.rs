@@ -153,30 +153,15 @@ impl Source {
             .find('\n')
             .map_or(self.text.len(), |i| start + i);
         let line = &self.text[line_start..line_end];
-        let mut table = String::new();
-        for l in self.text[..line_start].lines().rev() {
-            let t = l.trim();
-            if t.starts_with('[') {
-                table = t
-                    .trim_start_matches('[')
-                    .split(']')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .replace(['"', ' '], "");
-                break;
-            }
-        }
+        let table = self.text[..line_start]
+            .lines()
+            .rev()
+            .find_map(header_name)
+            .unwrap_or_default();
         let trimmed = line.trim_start();
-        if trimmed.starts_with('[') {
+        if let Some(header) = header_name(trimmed) {
             // The error is about the header itself.
-            return trimmed
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .replace(['"', ' '], "");
+            return header;
         }
         let spanned = self
             .text
@@ -201,6 +186,19 @@ impl Source {
             (false, false) => format!("{table}.{key}"),
         }
     }
+}
+
+/// The dotted name of a `[table]` or `[[array]]` header line, quotes and spaces removed.
+fn header_name(line: &str) -> Option<String> {
+    let t = line.trim();
+    t.starts_with('[').then(|| {
+        t.trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .replace(['"', ' '], "")
+    })
 }
 
 fn is_bare_key(s: &str) -> bool {
