@@ -107,6 +107,16 @@ class Agent:
 
     def run(self, script: str, timeout: float = 60, check: bool = True):
         """Runs a shell script in the guest; returns (exit code, stdout, stderr)."""
+        if self.ch is None:
+            self.connect(time.monotonic() + timeout)
+        try:
+            return self._run(script, timeout, check)
+        except (OSError, ValueError):
+            # A half-read answer would desynchronise the channel: the next call syncs again.
+            self.disconnect()
+            raise
+
+    def _run(self, script: str, timeout: float, check: bool):
         pid = self.call("guest-exec", path="/bin/sh", arg=["-c", script],
                         **{"capture-output": True})["pid"]
         deadline = time.monotonic() + timeout
