@@ -3,75 +3,30 @@
 //! in what it may send and how long it may take to send it.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
 
 use crate::http::{read_request_timeout, write_response, Request, Response};
+use crate::listen::{serve_connections, Listener};
 use crate::queue::{Ending, Pdu, ReadOutcome};
 use crate::wire::{
     Action, ActionRequest, Health, OutletEntry, OutletList, OutletStatus, StateReport, StateSource,
 };
 
-/// The most connections served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 8192;
-
-/// Serves the API on a unix socket until `shutdown` resolves.
-pub async fn serve_unix(listener: UnixListener, pdu: Pdu, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let pdu = pdu.clone();
-                    tokio::spawn(async move {
-                        serve_connection(stream, &pdu, "local").await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(pdu = %pdu.name(), error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-}
-
-/// Serves the API on TCP (`--listen`) until `shutdown` resolves.
-pub async fn serve_tcp(listener: TcpListener, pdu: Pdu, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let pdu = pdu.clone();
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(async move {
-                        serve_connection(stream, &pdu, &peer.to_string()).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(pdu = %pdu.name(), error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
+/// Serves the API on the instance's unix socket or on TCP (`--listen`) until `shutdown` resolves.
+pub async fn serve<L: Listener>(listener: L, pdu: Pdu, shutdown: impl Future<Output = ()>) {
+    let name = pdu.name().to_owned();
+    serve_connections(
+        listener,
+        shutdown,
+        |stream, peer| {
+            let pdu = pdu.clone();
+            async move { serve_connection(stream, &pdu, &peer).await }
+        },
+        |e| tracing::warn!(pdu = %name, error = %e, "accept failed"),
+    )
+    .await;
 }
 
 /// Reads one request from a connection, answers it, closes.

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
-use tokio::sync::Semaphore;
 
 use crate::client::PowerClient;
 use crate::config::valid_pdu_name;
@@ -17,6 +16,7 @@ use crate::http::{
     client_request, percent_encode, read_request_timeout, write_response, Request, Response,
     READ_TIMEOUT,
 };
+use crate::listen::serve_connections;
 use crate::wire::{Action, PduEntry, PduList};
 
 /// pdudaemon's TCP request ends at a newline, EOF, or this long a pause after its first bytes
@@ -24,8 +24,6 @@ use crate::wire::{Action, PduEntry, PduList};
 pub const IDLE_GAP: Duration = Duration::from_millis(100);
 /// pdudaemon reads at most this much of a TCP request.
 pub const MAX_TCP_REQUEST: usize = 16384;
-/// The most connections served at once.
-pub const MAX_CONNECTIONS: usize = 8192;
 /// The longest pre-switch delay honoured for `on`/`off` (pdudaemon sleeps before switching).
 pub const MAX_ON_OFF_DELAY: Duration = Duration::from_secs(3600);
 
@@ -59,30 +57,16 @@ impl Gateway {
 /// Serves the gateway until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()>) {
     let gateway = Arc::new(gateway);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let gateway = gateway.clone();
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(async move {
-                        connection(stream, &gateway, &peer.to_string()).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
+    serve_connections(
+        listener,
+        shutdown,
+        |stream, peer| {
+            let gateway = gateway.clone();
+            async move { connection(stream, &gateway, &peer).await }
+        },
+        |e| tracing::warn!(error = %e, "gateway accept failed"),
+    )
+    .await;
 }
 
 /// What the first bytes of a connection say it is.

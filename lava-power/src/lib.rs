@@ -10,6 +10,7 @@ pub mod drivers;
 pub mod gateway;
 pub mod http;
 pub mod import;
+pub mod listen;
 pub mod queue;
 pub mod serve;
 pub mod wire;

@@ -74,12 +74,12 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let unix = tokio::spawn(crate::api::serve_unix(
+    let unix = tokio::spawn(crate::api::serve(
         socket,
         pdu.clone(),
         stopped(stop_rx.clone()),
     ));
-    let tcp = tcp.map(|l| tokio::spawn(crate::api::serve_tcp(l, pdu.clone(), stopped(stop_rx))));
+    let tcp = tcp.map(|l| tokio::spawn(crate::api::serve(l, pdu.clone(), stopped(stop_rx))));
     shutdown.await;
     let _ = stop_tx.send(true);
     let _ = unix.await;
