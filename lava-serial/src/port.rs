@@ -1,6 +1,6 @@
 //! The port owner: the one task that owns a board's serial device. It reads the device
-//! continuously, keeps the scrollback, feeds the console log, publishes output to every client
-//! through a broadcast channel, writes clients' bytes to the device, carries out line controls
+//! continuously, puts its output (the scrollback too) in the ring every client reads, feeds the
+//! console log, writes clients' bytes to the device, carries out line controls
 //! (RFC 2217 settings, BREAK, modem lines, purge), and survives the adapter vanishing.
 //!
 //! Everything else talks to it through channels; there is no lock on the byte path. Output goes
