@@ -219,8 +219,12 @@ pub fn common(src: &Source, raw: CommonRaw) -> Result<Common, ConfigError> {
 }
 
 /// The span of `key = ...` inside a table's span (for errors about one outlet line), or the
-/// table's span when the key's line cannot be found.
-fn key_span(src: &Source, table: std::ops::Range<usize>, key: &str) -> std::ops::Range<usize> {
+/// table's span when the key's line cannot be found; the drivers that check outlet keys use it too.
+pub(crate) fn key_span(
+    src: &Source,
+    table: std::ops::Range<usize>,
+    key: &str,
+) -> std::ops::Range<usize> {
     let start = table.start.min(src.text.len());
     let mut offset = start;
     for line in src.text[start..].split_inclusive('\n') {

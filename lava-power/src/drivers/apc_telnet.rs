@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use crate::config::Loaded;
 use crate::driver::{DriverError, DriverFuture, OutletState, PowerDriver};
+use crate::drivers::{numbered_outlets, outlet_number, port, required};
 
 crate::pdu_keys! {
     /// The `apc-telnet` keys as written.
@@ -48,31 +49,13 @@ pub struct ApcTelnetDriver {
 pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
     let raw: Raw = src.parse()?;
     let common = raw.common(src)?;
-    let host = match &raw.host {
-        Some(h) if !h.get_ref().trim().is_empty() => h.get_ref().trim().to_owned(),
-        other => {
-            return Err(src.invalid(
-                other.as_ref().map(Spanned::span),
-                "host",
-                "missing `host`",
-                Some("add host = \"pdu01.lab\" (the PDU's address)".into()),
-            ))
-        }
-    };
-    let port = match &raw.port {
-        None => 23,
-        Some(p) => u16::try_from(*p.get_ref())
-            .ok()
-            .filter(|&p| p > 0)
-            .ok_or_else(|| {
-                src.invalid(
-                    Some(p.span()),
-                    "port",
-                    format!("{} is not a TCP port", p.get_ref()),
-                    Some("use 1..65535 (telnet is 23)".into()),
-                )
-            })?,
-    };
+    let host = required(
+        src,
+        &raw.host,
+        "host",
+        "add host = \"pdu01.lab\" (the PDU's address)",
+    )?;
+    let port = port(src, &raw.port, 23, "TCP", "use 1..65535 (telnet is 23)")?;
     for (key, v) in [("username", &raw.username), ("password", &raw.password)] {
         if let Some(v) = v {
             if v.get_ref().contains(['\r', '\n', '\x1b']) {
@@ -96,19 +79,7 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
         .as_ref()
         .map_or("apc", |p| p.get_ref())
         .to_owned();
-    if let Some(outlets) = &raw.outlets {
-        for key in outlets.get_ref().keys() {
-            let ok = matches!(key.trim().parse::<u32>(), Ok(n) if n >= 1);
-            if !ok {
-                return Err(src.invalid(
-                    Some(crate::drivers::snmp::key_span(src, outlets.span(), key)),
-                    format!("outlets.{key}"),
-                    format!("outlet `{key}` is not a number from 1 up"),
-                    Some("APC outlets are numbered 1, 2, 3, …".into()),
-                ));
-            }
-        }
-    }
+    numbered_outlets(src, &raw.outlets, "APC outlets are numbered 1, 2, 3, …")?;
     let driver = ApcTelnetDriver {
         host,
         port,
@@ -590,14 +561,7 @@ fn last_words(screen: &str) -> String {
 
 impl ApcTelnetDriver {
     fn outlet_number(&self, outlet: &str) -> Result<u32, DriverError> {
-        let n = match outlet.trim().parse::<u32>() {
-            Ok(n) if n >= 1 => n,
-            _ => {
-                return Err(DriverError::Refused(format!(
-                    "outlet `{outlet}` is not a number from 1 up"
-                )))
-            }
-        };
+        let n = outlet_number(outlet).map_err(DriverError::Refused)?;
         match self.outlet_count {
             Some(c) if n > c => Err(DriverError::Refused(format!(
                 "outlet {n} is beyond outlet_count = {c}"

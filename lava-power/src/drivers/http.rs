@@ -237,7 +237,7 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
         for key in outlets.get_ref().keys() {
             if check_outlet(key).is_err() {
                 return Err(src.invalid(
-                    Some(crate::drivers::snmp::key_span(src, outlets.span(), key)),
+                    Some(crate::config::key_span(src, outlets.span(), key)),
                     format!("outlets.{key}"),
                     format!("outlet `{key}` cannot go into a URL"),
                     Some("name outlets with letters, digits, - _ . ~ (they go into URLs)".into()),

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::config::Loaded;
 use crate::driver::{DriverError, DriverFuture, OutletState, PowerDriver};
-use crate::drivers::snmp::key_span;
+use crate::drivers::{numbered_outlets, outlet_number, port, required};
 
 crate::pdu_keys! {
     /// The `modbus-tcp` keys as written.
@@ -45,25 +45,12 @@ pub struct ModbusDriver {
 pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
     let raw: Raw = src.parse()?;
     let common = raw.common(src)?;
-    let host = match &raw.host {
-        Some(h) if !h.get_ref().trim().is_empty() => h.get_ref().trim().to_owned(),
-        Some(h) => {
-            return Err(src.invalid(
-                Some(h.span()),
-                "host",
-                "must not be empty",
-                Some("the relay board's address".into()),
-            ))
-        }
-        None => {
-            return Err(src.invalid(
-                None,
-                "host",
-                "missing `host`",
-                Some("add host = \"relay01.lab\" (the relay board's address)".into()),
-            ))
-        }
-    };
+    let host = required(
+        src,
+        &raw.host,
+        "host",
+        "add host = \"relay01.lab\" (the relay board's address)",
+    )?;
     let int = |key: &str,
                v: &Option<Spanned<i64>>,
                range: std::ops::RangeInclusive<i64>,
@@ -80,11 +67,11 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
             )),
         }
     };
-    let port = int(
-        "port",
+    let port = port(
+        src,
         &raw.port,
-        1..=65_535,
         502,
+        "TCP",
         "use 1..65535 (Modbus/TCP is 502)",
     )?;
     let unit = int(
@@ -124,34 +111,23 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
             ));
         }
     }
-    if let Some(outlets) = &raw.outlets {
-        for key in outlets.get_ref().keys() {
-            let span = key_span(src, outlets.span(), key);
-            let problem = match key.trim().parse::<u32>() {
-                Ok(n) if n >= 1 => match coils {
-                    Some(c) if n > c => Some(format!("outlet {n} is beyond coils = {c}")),
-                    _ => None,
-                },
-                _ => Some(format!("outlet `{key}` is not a number from 1 up")),
-            };
-            if let Some(message) = problem {
-                return Err(src.invalid(
-                    Some(span),
-                    format!("outlets.{key}"),
-                    message,
-                    Some(match coils {
-                        Some(c) => format!("use outlets 1..{c} (outlet N is coil N-1+coil_offset)"),
-                        None => {
-                            "outlets are 1, 2, 3, … (outlet N is coil N-1+coil_offset)".to_owned()
-                        }
-                    }),
-                ));
-            }
+    let hint = match coils {
+        Some(c) => format!("use outlets 1..{c} (outlet N is coil N-1+coil_offset)"),
+        None => "outlets are 1, 2, 3, … (outlet N is coil N-1+coil_offset)".to_owned(),
+    };
+    for o in numbered_outlets(src, &raw.outlets, &hint)? {
+        if let Some(c) = coils.filter(|&c| o.number > c) {
+            return Err(src.invalid(
+                Some(o.span),
+                format!("outlets.{}", o.key),
+                format!("outlet {} is beyond coils = {c}", o.number),
+                Some(hint),
+            ));
         }
     }
     let driver = ModbusDriver {
         host,
-        port: port as u16,
+        port,
         unit: unit as u8,
         coil_offset: coil_offset as u32,
         coils,
@@ -165,14 +141,7 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
 
 impl ModbusDriver {
     fn coil(&self, outlet: &str) -> Result<u16, DriverError> {
-        let n = match outlet.trim().parse::<u32>() {
-            Ok(n) if n >= 1 => n,
-            _ => {
-                return Err(DriverError::Refused(format!(
-                    "outlet `{outlet}` is not a number from 1 up"
-                )))
-            }
-        };
+        let n = outlet_number(outlet).map_err(DriverError::Refused)?;
         if let Some(c) = self.coils {
             if n > c {
                 return Err(DriverError::Refused(format!(

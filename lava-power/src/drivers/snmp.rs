@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use crate::config::Loaded;
 use crate::driver::{DriverError, DriverFuture, OutletState, PowerDriver};
+use crate::drivers::{numbered_outlets, outlet_number, port, required};
 
 crate::pdu_keys! {
     /// The `snmp` / `apc-snmp` keys as written.
@@ -242,20 +243,13 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
         "host",
         "the PDU's address, e.g. host = \"pdu01.lab\"",
     )?;
-    let port = match &raw.port {
-        Some(p) => u16::try_from(*p.get_ref())
-            .ok()
-            .filter(|&p| p > 0)
-            .ok_or_else(|| {
-                src.invalid(
-                    Some(p.span()),
-                    "port",
-                    format!("{} is not a UDP port", p.get_ref()),
-                    Some("use 1..65535 (SNMP agents listen on 161)".into()),
-                )
-            })?,
-        None => 161,
-    };
+    let port = port(
+        src,
+        &raw.port,
+        161,
+        "UDP",
+        "use 1..65535 (SNMP agents listen on 161)",
+    )?;
     let version = match raw
         .version
         .as_ref()
@@ -426,7 +420,8 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
         ));
     }
 
-    check_outlets(src, &raw, common.outlet_count)?;
+    // A number beyond outlet_count was refused by the common keys' check.
+    numbered_outlets(src, &raw.outlets, "SNMP outlets are numbered 1, 2, 3, …")?;
 
     let driver = SnmpDriver {
         kind,
@@ -564,79 +559,6 @@ fn usm_keys(src: &Source, raw: &Raw) -> Result<Usm, ConfigError> {
         keys: std::sync::Mutex::new(None),
         salt: AtomicU64::new(u64::from(initial_request_id() as u32) << 20),
     })
-}
-
-fn required(
-    src: &Source,
-    v: &Option<Spanned<String>>,
-    key: &str,
-    hint: &str,
-) -> Result<String, ConfigError> {
-    match v {
-        Some(s) if !s.get_ref().trim().is_empty() => Ok(s.get_ref().trim().to_owned()),
-        Some(s) => Err(src.invalid(Some(s.span()), key, "must not be empty", Some(hint.into()))),
-        None => Err(src.invalid(None, key, format!("missing `{key}`"), Some(hint.into()))),
-    }
-}
-
-/// Outlets named in `[outlets]` must be numbers within `outlet_count`.
-fn check_outlets(src: &Source, raw: &Raw, outlet_count: Option<u32>) -> Result<(), ConfigError> {
-    let Some(outlets) = &raw.outlets else {
-        return Ok(());
-    };
-    for key in outlets.get_ref().keys() {
-        let span = key_span(src, outlets.span(), key);
-        let n = outlet_number(key).map_err(|e| {
-            src.invalid(
-                Some(span.clone()),
-                format!("outlets.{key}"),
-                e,
-                Some("SNMP outlets are numbered 1, 2, 3, …".into()),
-            )
-        })?;
-        if let Some(count) = outlet_count {
-            if n > count {
-                return Err(src.invalid(
-                    Some(span),
-                    format!("outlets.{key}"),
-                    format!("outlet {n} is beyond outlet_count = {count}"),
-                    Some(format!(
-                        "use an outlet between 1 and {count}, or raise outlet_count"
-                    )),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Where `key` is written inside the `[outlets]` table (for the error's line); shared by the
-/// drivers that check outlet names themselves.
-pub(crate) fn key_span(src: &Source, table: Range<usize>, key: &str) -> Range<usize> {
-    // The span may cover only the `[outlets]` header: look from it to the next table.
-    let text = src.text.get(table.start..).unwrap_or("");
-    let quoted = format!("\"{key}\"");
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let t = line.trim_start();
-        if i > 0 && t.starts_with('[') && !table.contains(&(table.start + offset)) {
-            break;
-        }
-        if t.starts_with(&quoted) || t.split('=').next().map(str::trim) == Some(key) {
-            let start = table.start + offset + (line.len() - t.len());
-            return start..start + 1;
-        }
-        offset += line.len();
-    }
-    table
-}
-
-/// An outlet as the API gives it ("3") → its number.
-fn outlet_number(outlet: &str) -> Result<u32, String> {
-    match outlet.trim().parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("outlet `{outlet}` is not a number from 1 up")),
-    }
 }
 
 fn initial_request_id() -> i32 {
