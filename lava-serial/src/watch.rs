@@ -392,6 +392,11 @@ fn existing_ancestor(dir: &Path) -> PathBuf {
     d
 }
 
+/// Whether `path` exists and we may read it (what inotify_add_watch needs).
+fn readable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::R_OK).is_ok()
+}
+
 /// What decides where `path` leads: the directory of each hop of its symlink chain (a hop's
 /// directory itself may be a symlink: resolved through canonicalize), each replaced by its
 /// nearest existing ancestor while absent; and at the end of the chain the node itself when it
@@ -416,10 +421,10 @@ fn watches_wanted(path: &Path) -> Vec<(PathBuf, Kind)> {
                 cur = absolute(&dir.join(target));
             }
             Err(_) => {
+                // A node we may not read yet (udev has not set its group and mode) cannot be
+                // watched itself: its directory is, and udev's chmod shows there as IN_ATTRIB.
                 match cur.file_name() {
-                    Some(name) if std::fs::symlink_metadata(dir.join(name)).is_ok() => {
-                        push(dir.join(name), Kind::Node)
-                    }
+                    Some(name) if readable(&dir.join(name)) => push(dir.join(name), Kind::Node),
                     _ => push(dir, Kind::Dir),
                 }
                 break;
@@ -477,7 +482,10 @@ impl PathWatch {
                         }
                         self.watches.insert(path.clone(), (wd, *kind));
                     }
-                    Err(Errno::ENOENT | Errno::ENOTDIR) => raced = true,
+                    // Gone, or (a node) made unreadable, since it was listed: list again.
+                    Err(Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES | Errno::EPERM) => {
+                        raced = true
+                    }
                     Err(e) => {
                         return Err(WatchError::Inotify {
                             path: path.clone(),
@@ -806,6 +814,39 @@ mod tests {
         within("own node removed", w.vanished())
             .await
             .expect("vanished");
+    }
+
+    /// A node that appears before udev made it ours (mode 0: open and inotify say EACCES) is
+    /// opened as soon as its mode changes, well within 0.2 s: its directory is watched until it
+    /// can be read. (As root nothing is refused, so this shows only the quick open there; run
+    /// as another user it shows the wait on udev's chmod.)
+    #[tokio::test]
+    async fn a_node_not_yet_readable_is_opened_when_its_mode_changes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = pty();
+        let link = dir.path().join("board");
+        std::fs::set_permissions(&p.path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        symlink(&p.path, &link).expect("symlink");
+        let mut w = Watcher::new(Identity::Path(link)).expect("watcher");
+        let settings = SerialSettings::default();
+        let open = w.open(&settings);
+        tokio::pin!(open);
+        if nix::unistd::geteuid().is_root() {
+            within("open", &mut open).await.expect("root opens at once");
+        } else {
+            let early = tokio::time::timeout(Duration::from_millis(150), &mut open).await;
+            assert!(early.is_err(), "mode 0: cannot open yet");
+            let t0 = Instant::now();
+            std::fs::set_permissions(&p.path, std::fs::Permissions::from_mode(0o620))
+                .expect("chmod");
+            within("opened after chmod", &mut open).await.expect("open");
+            assert!(
+                t0.elapsed() < Duration::from_millis(200),
+                "{:?}",
+                t0.elapsed()
+            );
+        }
     }
 
     /// Cancelling `appeared` (as `select!` does) loses nothing.
