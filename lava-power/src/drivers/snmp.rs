@@ -270,23 +270,19 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
     let security = if version == Version::V3 {
         Security::Usm(usm_keys(src, &raw)?)
     } else {
-        for (key, v) in [
-            ("username", &raw.username),
-            ("auth_protocol", &raw.auth_protocol),
-            ("auth_password", &raw.auth_password),
-            ("priv_protocol", &raw.priv_protocol),
-            ("priv_password", &raw.priv_password),
-            ("context", &raw.context),
-        ] {
-            if let Some(v) = v {
-                return Err(src.invalid(
-                    Some(v.span()),
-                    key,
-                    format!("`{key}` is an SNMPv3 key"),
-                    Some("add version = \"3\", or remove the key".into()),
-                ));
-            }
-        }
+        forbid(
+            src,
+            [
+                ("username", &raw.username),
+                ("auth_protocol", &raw.auth_protocol),
+                ("auth_password", &raw.auth_password),
+                ("priv_protocol", &raw.priv_protocol),
+                ("priv_password", &raw.priv_password),
+                ("context", &raw.context),
+            ],
+            |key| format!("`{key}` is an SNMPv3 key"),
+            "add version = \"3\", or remove the key",
+        )?;
         let community = raw.community.as_ref().map(|c| c.get_ref().clone());
         let read = raw
             .read_community
@@ -443,20 +439,16 @@ pub fn load(src: &Source) -> Result<Loaded, ConfigError> {
 
 /// The v3 keys: a user, and the passwords that choose the security level.
 fn usm_keys(src: &Source, raw: &Raw) -> Result<Usm, ConfigError> {
-    for (key, v) in [
-        ("community", &raw.community),
-        ("read_community", &raw.read_community),
-        ("write_community", &raw.write_community),
-    ] {
-        if let Some(v) = v {
-            return Err(src.invalid(
-                Some(v.span()),
-                key,
-                "SNMPv3 has no communities",
-                Some("use username (and auth_password, priv_password)".into()),
-            ));
-        }
-    }
+    forbid(
+        src,
+        [
+            ("community", &raw.community),
+            ("read_community", &raw.read_community),
+            ("write_community", &raw.write_community),
+        ],
+        |_| "SNMPv3 has no communities".to_owned(),
+        "use username (and auth_password, priv_password)",
+    )?;
     let name = required(
         src,
         &raw.username,
@@ -475,76 +467,71 @@ fn usm_keys(src: &Source, raw: &Raw) -> Result<Usm, ConfigError> {
             Ok(v.get_ref().clone())
         }
     };
-    let auth_protocol = match raw
-        .auth_protocol
-        .as_ref()
-        .map(|p| (p.get_ref().to_ascii_uppercase(), p.span()))
-    {
-        None => AuthProtocol::Md5,
-        Some((p, _)) if p == "MD5" => AuthProtocol::Md5,
-        Some((p, _)) if p == "SHA" || p == "SHA1" || p == "SHA-1" => AuthProtocol::Sha1,
-        Some((p, span)) => {
-            return Err(src.invalid(
-                Some(span),
-                "auth_protocol",
-                format!("unknown authentication protocol `{p}`"),
-                Some("use \"MD5\" or \"SHA\"".into()),
-            ))
-        }
-    };
-    let priv_protocol = match raw
-        .priv_protocol
-        .as_ref()
-        .map(|p| (p.get_ref().to_ascii_uppercase(), p.span()))
-    {
-        None => PrivProtocol::Des,
-        Some((p, _)) if p == "DES" => PrivProtocol::Des,
-        Some((p, _)) if p == "AES" || p == "AES128" || p == "AES-128" => PrivProtocol::Aes128,
-        Some((p, span)) => {
-            return Err(src.invalid(
-                Some(span),
-                "priv_protocol",
-                format!("unknown privacy protocol `{p}`"),
-                Some("use \"DES\" or \"AES\" (AES-128)".into()),
-            ))
-        }
-    };
-    let auth = match &raw.auth_password {
-        Some(p) => Some((auth_protocol, password("auth_password", p)?)),
-        None => {
-            if let Some(p) = &raw.auth_protocol {
-                return Err(src.invalid(
-                    Some(p.span()),
-                    "auth_protocol",
-                    "an authentication protocol without auth_password",
-                    Some("add auth_password".into()),
-                ));
-            }
-            None
-        }
-    };
-    let privacy = match &raw.priv_password {
-        Some(p) if auth.is_none() => {
-            return Err(src.invalid(
+    let auth_protocol = keyword(
+        src,
+        &raw.auth_protocol,
+        "auth_protocol",
+        AuthProtocol::Md5,
+        &[
+            (&["MD5"], AuthProtocol::Md5),
+            (&["SHA", "SHA1", "SHA-1"], AuthProtocol::Sha1),
+        ],
+        "authentication protocol",
+        "use \"MD5\" or \"SHA\"",
+    )?;
+    let priv_protocol = keyword(
+        src,
+        &raw.priv_protocol,
+        "priv_protocol",
+        PrivProtocol::Des,
+        &[
+            (&["DES"], PrivProtocol::Des),
+            (&["AES", "AES128", "AES-128"], PrivProtocol::Aes128),
+        ],
+        "privacy protocol",
+        "use \"DES\" or \"AES\" (AES-128)",
+    )?;
+    // A password chooses the level; its protocol alone is a mistake.
+    let secret = |key: &str,
+                  v: &Option<Spanned<String>>,
+                  proto_key: &str,
+                  proto: &Option<Spanned<String>>,
+                  what: &str| {
+        match (v, proto) {
+            (Some(p), _) => password(key, p).map(Some),
+            (None, Some(p)) => Err(src.invalid(
                 Some(p.span()),
-                "priv_password",
-                "privacy needs authentication too (authPriv)",
-                Some("add auth_password (and auth_protocol)".into()),
-            ))
-        }
-        Some(p) => Some((priv_protocol, password("priv_password", p)?)),
-        None => {
-            if let Some(p) = &raw.priv_protocol {
-                return Err(src.invalid(
-                    Some(p.span()),
-                    "priv_protocol",
-                    "a privacy protocol without priv_password",
-                    Some("add priv_password".into()),
-                ));
-            }
-            None
+                proto_key,
+                format!("{what} without {key}"),
+                Some(format!("add {key}")),
+            )),
+            (None, None) => Ok(None),
         }
     };
+    let auth = secret(
+        "auth_password",
+        &raw.auth_password,
+        "auth_protocol",
+        &raw.auth_protocol,
+        "an authentication protocol",
+    )?
+    .map(|p| (auth_protocol, p));
+    if let (Some(p), None) = (&raw.priv_password, &auth) {
+        return Err(src.invalid(
+            Some(p.span()),
+            "priv_password",
+            "privacy needs authentication too (authPriv)",
+            Some("add auth_password (and auth_protocol)".into()),
+        ));
+    }
+    let privacy = secret(
+        "priv_password",
+        &raw.priv_password,
+        "priv_protocol",
+        &raw.priv_protocol,
+        "a privacy protocol",
+    )?
+    .map(|p| (priv_protocol, p));
     Ok(Usm {
         user: UsmUser {
             name: name.into_bytes(),
@@ -559,6 +546,50 @@ fn usm_keys(src: &Source, raw: &Raw) -> Result<Usm, ConfigError> {
         keys: std::sync::Mutex::new(None),
         salt: AtomicU64::new(u64::from(initial_request_id() as u32) << 20),
     })
+}
+
+/// Keys that must not be set here: the first one that is, is the error `message(key)` with `hint`.
+fn forbid<const N: usize>(
+    src: &Source,
+    keys: [(&str, &Option<Spanned<String>>); N],
+    message: impl Fn(&str) -> String,
+    hint: &str,
+) -> Result<(), ConfigError> {
+    match keys
+        .into_iter()
+        .find_map(|(key, v)| Some((key, v.as_ref()?)))
+    {
+        Some((key, v)) => Err(src.invalid(Some(v.span()), key, message(key), Some(hint.into()))),
+        None => Ok(()),
+    }
+}
+
+/// A key naming one of a few choices, in any case (`"sha"`, `"SHA-1"`): `default` when absent.
+fn keyword<T: Copy>(
+    src: &Source,
+    v: &Option<Spanned<String>>,
+    key: &str,
+    default: T,
+    choices: &[(&[&str], T)],
+    what: &str,
+    hint: &str,
+) -> Result<T, ConfigError> {
+    let Some(v) = v else {
+        return Ok(default);
+    };
+    let word = v.get_ref().to_ascii_uppercase();
+    choices
+        .iter()
+        .find(|(names, _)| names.contains(&word.as_str()))
+        .map(|&(_, choice)| choice)
+        .ok_or_else(|| {
+            src.invalid(
+                Some(v.span()),
+                key,
+                format!("unknown {what} `{word}`"),
+                Some(hint.into()),
+            )
+        })
 }
 
 fn initial_request_id() -> i32 {
@@ -990,8 +1021,29 @@ pub fn encode_request(
 
 /// Encodes any v1/v2c message (requests here; responses in tests and simulators).
 pub fn encode(m: &Message) -> Vec<u8> {
+    let pdu = pdu_bytes(
+        m.pdu_tag,
+        m.request_id,
+        m.error_status,
+        m.error_index,
+        &m.varbinds,
+    );
+    tlv(
+        TAG_SEQUENCE,
+        &[integer(m.version), tlv(TAG_OCTETS, &m.community), pdu].concat(),
+    )
+}
+
+/// Any PDU: request id, error status and index, variable bindings (v1, v2c and v3 alike).
+fn pdu_bytes(
+    tag: u8,
+    request_id: i32,
+    error_status: i64,
+    error_index: i64,
+    varbinds: &[(Vec<u32>, VarValue)],
+) -> Vec<u8> {
     let mut list = Vec::new();
-    for (oid, value) in &m.varbinds {
+    for (oid, value) in varbinds {
         let value = match value {
             VarValue::Integer(v) => integer(*v),
             VarValue::Octets(o) => tlv(TAG_OCTETS, o),
@@ -1000,19 +1052,15 @@ pub fn encode(m: &Message) -> Vec<u8> {
         };
         list.extend(tlv(TAG_SEQUENCE, &[oid_bytes(oid), value].concat()));
     }
-    let pdu = tlv(
-        m.pdu_tag,
+    tlv(
+        tag,
         &[
-            integer(i64::from(m.request_id)),
-            integer(m.error_status),
-            integer(m.error_index),
+            integer(i64::from(request_id)),
+            integer(error_status),
+            integer(error_index),
             tlv(TAG_SEQUENCE, &list),
         ]
         .concat(),
-    );
-    tlv(
-        TAG_SEQUENCE,
-        &[integer(m.version), tlv(TAG_OCTETS, &m.community), pdu].concat(),
     )
 }
 
@@ -1223,26 +1271,27 @@ pub struct UsmUser {
 }
 
 impl AuthProtocol {
-    fn hash(self, parts: &[&[u8]]) -> Vec<u8> {
-        use md5::Digest as _;
-        match self {
-            AuthProtocol::Md5 => {
-                let mut h = md5::Md5::new();
-                parts.iter().for_each(|p| h.update(p));
-                h.finalize().to_vec()
-            }
-            AuthProtocol::Sha1 => {
-                let mut h = sha1::Sha1::new();
-                parts.iter().for_each(|p| h.update(p));
-                h.finalize().to_vec()
-            }
+    /// The protocol's hash of what `feed` hands to the update function it is given.
+    fn hash_with(self, feed: impl FnOnce(&mut dyn FnMut(&[u8]))) -> Vec<u8> {
+        fn run<D: md5::Digest>(feed: impl FnOnce(&mut dyn FnMut(&[u8]))) -> Vec<u8> {
+            let mut h = D::new();
+            feed(&mut |part| h.update(part));
+            h.finalize().to_vec()
         }
+        match self {
+            AuthProtocol::Md5 => run::<md5::Md5>(feed),
+            AuthProtocol::Sha1 => run::<sha1::Sha1>(feed),
+        }
+    }
+
+    /// The protocol's hash of `parts` one after the other.
+    fn hash(self, parts: &[&[u8]]) -> Vec<u8> {
+        self.hash_with(|update| parts.iter().for_each(|p| update(p)))
     }
 }
 
 /// RFC 3414 A.2: a password stretched to 1 MiB and hashed.
 pub fn password_to_key(proto: AuthProtocol, password: &str) -> Vec<u8> {
-    use md5::Digest as _;
     let pw = password.as_bytes();
     let mut chunk = [0u8; 64];
     let mut at = 0usize;
@@ -1255,24 +1304,12 @@ pub fn password_to_key(proto: AuthProtocol, password: &str) -> Vec<u8> {
     if pw.is_empty() {
         return proto.hash(&[]);
     }
-    match proto {
-        AuthProtocol::Md5 => {
-            let mut h = md5::Md5::new();
-            for _ in 0..(1_048_576 / 64) {
-                fill(&mut chunk);
-                h.update(chunk);
-            }
-            h.finalize().to_vec()
+    proto.hash_with(|update| {
+        for _ in 0..(1_048_576 / 64) {
+            fill(&mut chunk);
+            update(&chunk);
         }
-        AuthProtocol::Sha1 => {
-            let mut h = sha1::Sha1::new();
-            for _ in 0..(1_048_576 / 64) {
-                fill(&mut chunk);
-                h.update(chunk);
-            }
-            h.finalize().to_vec()
-        }
-    }
+    })
 }
 
 /// RFC 3414 A.2: a key localized to one agent's engine id.
@@ -1345,6 +1382,34 @@ fn aes_cfb(key: &[u8], iv: [u8; 16], data: &[u8], encrypt: bool) -> Result<Vec<u
     Ok(out)
 }
 
+/// Encrypts or decrypts a scopedPDU with the IV the protocol builds from the key, the engine's
+/// boots and time (`header`) and the message's 8-byte salt (msgPrivacyParameters).
+fn crypt(
+    proto: PrivProtocol,
+    key: &[u8],
+    header: &V3Header,
+    salt: &[u8; 8],
+    data: &[u8],
+    encrypt: bool,
+) -> Result<Vec<u8>, String> {
+    match proto {
+        PrivProtocol::Des => {
+            let mut iv = [0u8; 8];
+            for (i, b) in iv.iter_mut().enumerate() {
+                *b = key.get(8 + i).copied().unwrap_or(0) ^ salt[i];
+            }
+            des_cbc(key, iv, data, encrypt)
+        }
+        PrivProtocol::Aes128 => {
+            let mut iv = [0u8; 16];
+            iv[..4].copy_from_slice(&(header.boots as u32).to_be_bytes());
+            iv[4..8].copy_from_slice(&(header.time as u32).to_be_bytes());
+            iv[8..].copy_from_slice(salt);
+            aes_cfb(key, iv, data, encrypt)
+        }
+    }
+}
+
 /// The v3 header and USM security parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct V3Header {
@@ -1369,28 +1434,9 @@ pub struct V3Message {
     pub encrypted: bool,
 }
 
-/// A PDU with its request id and variables.
+/// A PDU with its request id and variables (a request's: no error status).
 pub fn encode_pdu(tag: u8, request_id: i32, varbinds: &[(Vec<u32>, VarValue)]) -> Vec<u8> {
-    let mut list = Vec::new();
-    for (oid, value) in varbinds {
-        let value = match value {
-            VarValue::Integer(v) => integer(*v),
-            VarValue::Octets(o) => tlv(TAG_OCTETS, o),
-            VarValue::Null => tlv(TAG_NULL, &[]),
-            VarValue::Exception(tag) | VarValue::Other(tag) => tlv(*tag, &[]),
-        };
-        list.extend(tlv(TAG_SEQUENCE, &[oid_bytes(oid), value].concat()));
-    }
-    tlv(
-        tag,
-        &[
-            integer(i64::from(request_id)),
-            integer(0),
-            integer(0),
-            tlv(TAG_SEQUENCE, &list),
-        ]
-        .concat(),
-    )
+    pdu_bytes(tag, request_id, 0, 0, varbinds)
 }
 
 /// ScopedPDU ::= SEQUENCE { contextEngineID, contextName, data }.
@@ -1538,31 +1584,15 @@ fn seal_v3(
     let mut data = scoped.to_vec();
     if let (Some((proto, _)), Some(key)) = (&user.privacy, &keys.privacy) {
         h.flags |= FLAG_PRIV;
-        let boots = (header.boots as u32).to_be_bytes();
-        let encrypted = match proto {
-            PrivProtocol::Des => {
-                let mut s = [0u8; 8];
-                s[..4].copy_from_slice(&boots);
-                s[4..].copy_from_slice(&(salt as u32).to_be_bytes());
-                let mut iv = [0u8; 8];
-                for (i, b) in iv.iter_mut().enumerate() {
-                    *b = key.get(8 + i).copied().unwrap_or(0) ^ s[i];
-                }
-                h.priv_params = s.to_vec();
-                des_cbc(key, iv, scoped, true)
-            }
-            PrivProtocol::Aes128 => {
-                let s = salt.to_be_bytes();
-                let mut iv = [0u8; 16];
-                iv[..4].copy_from_slice(&boots);
-                iv[4..8].copy_from_slice(&(header.time as u32).to_be_bytes());
-                iv[8..].copy_from_slice(&s);
-                h.priv_params = s.to_vec();
-                aes_cfb(key, iv, scoped, true)
-            }
-        };
+        // DES's salt is the engine boots and a counter (RFC 3414 §8.1.1.1), AES's a counter.
+        let salt = match proto {
+            PrivProtocol::Des => (u64::from(header.boots as u32) << 32) | u64::from(salt as u32),
+            PrivProtocol::Aes128 => salt,
+        }
+        .to_be_bytes();
+        h.priv_params = salt.to_vec();
         // The keys are 16+ bytes by construction, so encryption cannot fail here.
-        data = encrypted.unwrap_or_default();
+        data = crypt(*proto, key, header, &salt, scoped, true).unwrap_or_default();
     }
     if let (Some((proto, _)), Some(key)) = (&user.auth, &keys.auth) {
         h.flags |= FLAG_AUTH;
@@ -1606,26 +1636,13 @@ fn open_v3(
         let (Some((proto, _)), Some(key)) = (&user.privacy, &keys.privacy) else {
             return Err("an encrypted answer to a user without privacy".into());
         };
-        let salt = m.header.priv_params.as_slice();
-        if salt.len() != 8 {
-            return Err("privacy parameters of the wrong size".into());
-        }
-        match proto {
-            PrivProtocol::Des => {
-                let mut iv = [0u8; 8];
-                for (i, b) in iv.iter_mut().enumerate() {
-                    *b = key.get(8 + i).copied().unwrap_or(0) ^ salt[i];
-                }
-                des_cbc(key, iv, &m.data, false)?
-            }
-            PrivProtocol::Aes128 => {
-                let mut iv = [0u8; 16];
-                iv[..4].copy_from_slice(&(m.header.boots as u32).to_be_bytes());
-                iv[4..8].copy_from_slice(&(m.header.time as u32).to_be_bytes());
-                iv[8..].copy_from_slice(salt);
-                aes_cfb(key, iv, &m.data, false)?
-            }
-        }
+        let salt: [u8; 8] = m
+            .header
+            .priv_params
+            .as_slice()
+            .try_into()
+            .map_err(|_| "privacy parameters of the wrong size")?;
+        crypt(*proto, key, &m.header, &salt, &m.data, false)?
     } else {
         m.data.clone()
     };
