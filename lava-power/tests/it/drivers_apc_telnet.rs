@@ -3,16 +3,13 @@
 //! at a time, a log of what was done): switching and reading outlets through two firmware menu
 //! layouts and the `apc>` command line of newer firmware, a refused login, and the faults.
 
-use std::process::Command;
 use std::time::Duration;
 
 use lava_power::driver::{DriverError, OutletState};
 use lava_power::drivers::apc_telnet;
 
-use crate::drivers_support::{
-    closed_tcp_port, garbage_tcp_peer, load, load_err, python3, silent_tcp_peer, sim_dir,
-    spawn_ready, Proc,
-};
+use crate::drivers_support::{config_error, load, spawn_sim, tcp_faults, Probe, Proc};
+use crate::support::read_log;
 
 struct Console {
     _proc: Proc,
@@ -22,12 +19,7 @@ struct Console {
 
 impl Console {
     fn start(extra: &[&str]) -> Console {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(python3());
-        cmd.arg(sim_dir().join("apc_console.py"))
-            .arg(dir.path().join("console.log"))
-            .args(extra);
-        let (proc, port) = spawn_ready(cmd);
+        let (proc, port, dir) = spawn_sim("apc_console.py", "console.log", extra);
         Console {
             _proc: proc,
             port,
@@ -36,11 +28,7 @@ impl Console {
     }
 
     fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("console.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        read_log(&self.dir.path().join("console.log"))
     }
 
     /// The log without the telnet negotiation lines.
@@ -171,55 +159,42 @@ async fn refusals() {
 
 #[tokio::test]
 async fn faults() {
-    let cfg = |port: u16| format!("driver = \"apc-telnet\"\nhost = \"127.0.0.1\"\nport = {port}\n");
-    let e = load(apc_telnet::load, &cfg(closed_tcp_port()))
-        .set("1", OutletState::On)
-        .await
-        .expect_err("closed");
-    assert!(matches!(e, DriverError::Unreachable(_)), "{e}");
-
-    let driver = load(apc_telnet::load, &cfg(silent_tcp_peer().await));
-    let r = tokio::time::timeout(
+    tcp_faults(
+        apc_telnet::load,
+        |port| format!("driver = \"apc-telnet\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
+        "console",
         Duration::from_millis(2500),
-        driver.set("1", OutletState::On),
+        &[
+            &b"\xff\xfd\x18\xff\xfa\x00garbage"[..],
+            b"SSH-2.0-OpenSSH_9.2\r\n",
+            b"User Name : ",
+        ],
+        Probe::Get,
     )
     .await;
-    assert!(
-        r.is_err(),
-        "a silent console leaves the attempt to the timeout: {r:?}"
-    );
-
-    for garbage in [
-        &b"\xff\xfd\x18\xff\xfa\x00garbage"[..],
-        b"SSH-2.0-OpenSSH_9.2\r\n",
-        b"User Name : ",
-    ] {
-        let driver = load(apc_telnet::load, &cfg(garbage_tcp_peer(garbage).await));
-        let e = driver.get("1").await.expect_err("garbage");
-        assert!(matches!(e, DriverError::BadAnswer(_)), "{garbage:?}: {e}");
-    }
 }
 
 #[test]
 fn config_errors_name_line_and_key() {
-    let e = load_err(
-        apc_telnet::load,
+    let at = |text, line, key| config_error(apc_telnet::load, text, line, key);
+    at(
         "driver = \"apc-telnet\"\nusername = \"apc\"\n",
+        None,
+        "host",
     );
-    assert_eq!(e.key(), "host", "{e}");
-    let e = load_err(
-        apc_telnet::load,
+    at(
         "driver = \"apc-telnet\"\nhost = \"pdu\"\nport = 0\n",
+        Some(3),
+        "port",
     );
-    assert_eq!((e.line(), e.key()), (3, "port"), "{e}");
-    let e = load_err(
-        apc_telnet::load,
+    at(
         "driver = \"apc-telnet\"\nhost = \"pdu\"\npasword = \"x\"\n",
+        Some(3),
+        "pasword",
     );
-    assert_eq!((e.line(), e.key()), (3, "pasword"), "{e}");
-    let e = load_err(
-        apc_telnet::load,
+    at(
         "driver = \"apc-telnet\"\nhost = \"pdu\"\noutlet_count = 8\n[outlets]\n\"9\" = \"x\"\n",
+        None,
+        "outlets.9",
     );
-    assert_eq!(e.key(), "outlets.9", "{e}");
 }

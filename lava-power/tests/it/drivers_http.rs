@@ -3,15 +3,13 @@
 //! checked in the relay's own state file and read back through the driver; and the faults.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 
 use lava_power::driver::{DriverError, OutletState};
 use lava_power::drivers::http;
 
 use crate::drivers_support::{
-    closed_tcp_port, garbage_tcp_peer, load, load_err, python3, silent_tcp_peer, sim_dir,
-    spawn_ready, Proc,
+    closed_tcp_port, config_error, load, load_err, sim_state, spawn_sim, tcp_faults, Probe, Proc,
 };
 
 struct Relay {
@@ -22,11 +20,7 @@ struct Relay {
 
 impl Relay {
     fn start() -> Relay {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(python3());
-        cmd.arg(sim_dir().join("http_relay.py"))
-            .arg(dir.path().join("state.json"));
-        let (proc, port) = spawn_ready(cmd);
+        let (proc, port, dir) = spawn_sim("http_relay.py", "state.json", &[]);
         Relay {
             _proc: proc,
             port,
@@ -35,8 +29,7 @@ impl Relay {
     }
 
     fn state(&self) -> HashMap<String, String> {
-        let text = std::fs::read_to_string(self.dir.path().join("state.json")).expect("state");
-        serde_json::from_str(&text).expect("json")
+        sim_state(self.dir.path())
     }
 
     fn log(&self) -> String {
@@ -157,73 +150,71 @@ async fn faults() {
     let url = |port: u16| {
         format!("driver = \"http\"\nurl = \"http://127.0.0.1:{port}/r/{{outlet}}/{{state}}\"\n")
     };
+    // Without a state_url nothing is read, reachable or not.
     let driver = load(http::load, &url(closed_tcp_port()));
-    let e = driver.set("1", OutletState::On).await.expect_err("closed");
-    assert!(matches!(e, DriverError::Unreachable(_)), "{e}");
     assert!(matches!(
         driver.get("1").await,
         Err(DriverError::CannotRead)
     ));
-
-    let driver = load(http::load, &url(silent_tcp_peer().await));
-    let r =
-        tokio::time::timeout(Duration::from_millis(300), driver.set("1", OutletState::On)).await;
-    assert!(
-        r.is_err(),
-        "a silent relay leaves the attempt to the timeout: {r:?}"
-    );
-
-    for garbage in [
-        &b"\x00\xff\x13garbage\r\n\r\n"[..],
-        b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort",
-        b"",
-    ] {
-        let driver = load(http::load, &url(garbage_tcp_peer(garbage).await));
-        let e = driver.set("1", OutletState::On).await.expect_err("garbage");
-        assert!(matches!(e, DriverError::BadAnswer(_)), "{garbage:?}: {e}");
-    }
+    tcp_faults(
+        http::load,
+        url,
+        "relay",
+        Duration::from_millis(300),
+        &[
+            &b"\x00\xff\x13garbage\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort",
+            b"",
+        ],
+        Probe::Set,
+    )
+    .await;
 }
 
 #[test]
 fn config_errors_name_line_and_key() {
-    let e = load_err(
-        http::load,
+    let at = |text, line, key| config_error(http::load, text, line, key);
+    let e = at(
         "driver = \"http\"\nurl = \"https://relay/{outlet}\"\n",
+        Some(2),
+        "url",
     );
-    assert_eq!((e.line(), e.key()), (2, "url"), "{e}");
     assert!(e.to_string().contains("https is not supported"), "{e}");
-    let e = load_err(
-        http::load,
+    at(
         "driver = \"http\"\n\nurl = \"http://relay/{port}\"\n",
+        Some(3),
+        "url",
     );
-    assert_eq!((e.line(), e.key()), (3, "url"), "{e}");
-    let e = load_err(http::load, "driver = \"http\"\nurl = \"http://{host}/x\"\n");
-    assert_eq!((e.line(), e.key()), (2, "url"), "{e}");
-    let e = load_err(
-        http::load,
+    at(
+        "driver = \"http\"\nurl = \"http://{host}/x\"\n",
+        Some(2),
+        "url",
+    );
+    at(
         "driver = \"http\"\non_url = \"http://relay/on\"\n",
+        None,
+        "off_url",
     );
-    assert_eq!(e.key(), "off_url", "{e}");
-    let e = load_err(
-        http::load,
+    at(
         "driver = \"http\"\nurl = \"http://relay/\"\nmethod = \"DELETE\"\n",
+        Some(3),
+        "method",
     );
-    assert_eq!((e.line(), e.key()), (3, "method"), "{e}");
-    let e = load_err(
-        http::load,
+    at(
         "driver = \"http\"\nurl = \"http://relay/\"\nstate_pointer = \"/ison\"\n",
+        Some(3),
+        "state_pointer",
     );
-    assert_eq!((e.line(), e.key()), (3, "state_pointer"), "{e}");
-    let e = load_err(
-        http::load,
+    at(
         "driver = \"http\"\nurl = \"http://relay/\"\nexpect_status = 42\n",
+        Some(3),
+        "expect_status",
     );
-    assert_eq!((e.line(), e.key()), (3, "expect_status"), "{e}");
-    let e = load_err(
-        http::load,
+    at(
         "driver = \"http\"\nurl = \"http://relay/\"\nbody = \"x\"\n",
+        Some(3),
+        "body",
     );
-    assert_eq!((e.line(), e.key()), (3, "body"), "{e}");
     let e = load_err(
         http::load,
         "driver = \"http\"\nurl = \"http://relay/{outlet}\"\n[outlets]\n\"1\" = \"a\"\n\"x/y\" = \"b\"\n",

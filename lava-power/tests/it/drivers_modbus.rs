@@ -9,8 +9,7 @@ use lava_power::driver::{DriverError, OutletState};
 use lava_power::drivers::modbus;
 
 use crate::drivers_support::{
-    closed_tcp_port, garbage_tcp_peer, load, load_err, silent_tcp_peer, sim_dir, spawn_ready,
-    venv_python, Proc,
+    config_error, load, sim_dir, spawn_ready, tcp_faults, venv_python, Probe, Proc,
 };
 
 /// pymodbus's server with 16 coils.
@@ -105,59 +104,39 @@ async fn exceptions_are_refused_with_their_name() {
 
 #[tokio::test]
 async fn faults() {
-    let port = closed_tcp_port();
-    let driver = load(
+    tcp_faults(
         modbus::load,
-        &format!("driver = \"modbus-tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
-    );
-    let e = driver.set("1", OutletState::On).await.expect_err("closed");
-    assert!(matches!(e, DriverError::Unreachable(_)), "{e}");
-
-    let port = silent_tcp_peer().await;
-    let driver = load(
-        modbus::load,
-        &format!("driver = \"modbus-tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
-    );
-    let r =
-        tokio::time::timeout(Duration::from_millis(300), driver.set("1", OutletState::On)).await;
-    assert!(
-        r.is_err(),
-        "a silent board leaves the attempt to the timeout: {r:?}"
-    );
-
-    for garbage in [
-        &b"HTTP/1.1 400 Bad Request\r\n\r\n"[..],
-        b"\x00\x01\x00\x00\x00\x03\x01\x05",
-        b"",
-    ] {
-        let port = garbage_tcp_peer(garbage).await;
-        let driver = load(
-            modbus::load,
-            &format!("driver = \"modbus-tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
-        );
-        let e = driver.get("1").await.expect_err("garbage");
-        assert!(matches!(e, DriverError::BadAnswer(_)), "{garbage:?}: {e}");
-    }
+        |port| format!("driver = \"modbus-tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
+        "board",
+        Duration::from_millis(300),
+        &[
+            &b"HTTP/1.1 400 Bad Request\r\n\r\n"[..],
+            b"\x00\x01\x00\x00\x00\x03\x01\x05",
+            b"",
+        ],
+        Probe::Get,
+    )
+    .await;
 }
 
 #[test]
 fn config_errors_name_line_and_key() {
-    let e = load_err(
-        modbus::load,
+    let at = |text, line, key| config_error(modbus::load, text, line, key);
+    let e = at(
         "driver = \"modbus-tcp\"\nhost = \"relay\"\ncoils = 8\n[outlets]\n\"1\" = \"a\"\n\"9\" = \"b\"\n",
+        Some(6),
+        "outlets.9",
     );
-    assert_eq!((e.line(), e.key()), (6, "outlets.9"), "{e}");
     assert!(e.to_string().contains("beyond coils = 8"), "{e}");
-    let e = load_err(
-        modbus::load,
+    at(
         "driver = \"modbus-tcp\"\nhost = \"relay\"\nunit = 300\n",
+        Some(3),
+        "unit",
     );
-    assert_eq!((e.line(), e.key()), (3, "unit"), "{e}");
-    let e = load_err(modbus::load, "driver = \"modbus-tcp\"\n");
-    assert_eq!(e.key(), "host", "{e}");
-    let e = load_err(
-        modbus::load,
+    at("driver = \"modbus-tcp\"\n", None, "host");
+    at(
         "driver = \"modbus-tcp\"\nhost = \"relay\"\ncoil = 3\n",
+        Some(3),
+        "coil",
     );
-    assert_eq!((e.line(), e.key()), (3, "coil"), "{e}");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use lava_power::driver::{DriverError, OutletState};
 use lava_power::drivers::snmp;
 
-use crate::drivers_support::{load, load_err, python3, sim_dir, tool, Proc};
+use crate::drivers_support::{config_error, load, python3, sim_dir, sim_state, tool, Proc};
 
 /// A running snmpd serving the simulated PDU.
 struct Snmpd {
@@ -84,8 +84,7 @@ impl Snmpd {
 
     /// The PDU's outlet states as the simulator keeps them.
     fn state(&self) -> HashMap<String, String> {
-        let text = std::fs::read_to_string(self.dir.path().join("state.json")).expect("state");
-        serde_json::from_str(&text).expect("state json")
+        sim_state(self.dir.path())
     }
 
     /// net-snmp's own reading of an OID (value only).
@@ -466,60 +465,63 @@ async fn garbage_and_stray_answers() {
 
 #[test]
 fn config_errors_name_line_and_key() {
-    let e = load_err(
-        snmp::load,
+    let at = |text, line, key| config_error(snmp::load, text, line, key);
+    at(
         "driver = \"snmp\"\nhost = \"pdu\"\npreset = \"acp\"\n",
+        Some(3),
+        "preset",
     );
-    assert_eq!((e.line(), e.key()), (3, "preset"), "{e}");
-    let e = load_err(snmp::load, "driver = \"apc-snmp\"\ncommunity = \"x\"\n");
-    assert_eq!(e.key(), "host", "{e}");
-    let e = load_err(
-        snmp::load,
+    at("driver = \"apc-snmp\"\ncommunity = \"x\"\n", None, "host");
+    at(
         "driver = \"apc-snmp\"\nhost = \"pdu\"\ncomunity = \"x\"\n",
+        Some(3),
+        "comunity",
     );
-    assert_eq!((e.line(), e.key()), (3, "comunity"), "{e}");
-    let e = load_err(
-        snmp::load,
+    at(
         "driver = \"apc-snmp\"\nhost = \"pdu\"\noutlet_count = 24\n\n[outlets]\n\"3\" = \"panda01\"\n\"30\" = \"imx8\"\n",
+        Some(7),
+        "outlets.30",
     );
-    assert_eq!((e.line(), e.key()), (7, "outlets.30"), "{e}");
-    let e = load_err(snmp::load, "driver = \"snmp\"\nhost = \"pdu\"\noid = \"1.3.6.x.{outlet}\"\non_value = 1\noff_value = 2\n");
-    assert_eq!((e.line(), e.key()), (3, "oid"), "{e}");
-    let e = load_err(
-        snmp::load,
+    at(
+        "driver = \"snmp\"\nhost = \"pdu\"\noid = \"1.3.6.x.{outlet}\"\non_value = 1\noff_value = 2\n",
+        Some(3),
+        "oid",
+    );
+    at(
         "driver = \"snmp\"\nhost = \"pdu\"\noid = \"1.3.6.1.{outlet}\"\non_value = 1\n",
+        None,
+        "off_value",
     );
-    assert_eq!(e.key(), "off_value", "{e}");
-    let e = load_err(
-        snmp::load,
+    at(
         "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\nusername = \"u\"\nauth_password = \"short\"\n",
+        Some(5),
+        "auth_password",
     );
-    assert_eq!((e.line(), e.key()), (5, "auth_password"), "{e}");
-    let e = load_err(
-        snmp::load,
+    at(
         "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\nusername = \"u\"\npriv_password = \"longenough\"\n",
+        Some(5),
+        "priv_password",
     );
-    assert_eq!((e.line(), e.key()), (5, "priv_password"), "{e}");
-    let e = load_err(
-        snmp::load,
+    at(
         "driver = \"apc-snmp\"\nhost = \"pdu\"\nusername = \"u\"\n",
+        Some(3),
+        "username",
     );
-    assert_eq!((e.line(), e.key()), (3, "username"), "{e}");
-    let e = load_err(
-        snmp::load,
+    at(
         "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\ncommunity = \"private\"\nusername = \"u\"\n",
+        Some(4),
+        "community",
     );
-    assert_eq!((e.line(), e.key()), (4, "community"), "{e}");
-    let e = load_err(
-        snmp::load,
+    at(
         "driver = \"apc-snmp\"\nhost = \"pdu\"\nversion = \"3\"\nusername = \"u\"\nauth_protocol = \"SHA256\"\nauth_password = \"longenough\"\n",
+        Some(5),
+        "auth_protocol",
     );
-    assert_eq!((e.line(), e.key()), (5, "auth_protocol"), "{e}");
-    let e = load_err(
-        snmp::load,
+    let e = at(
         "driver = \"snmp\"\nhost = \"pdu\"\nversion = \"4\"\npreset = \"apc\"\n",
+        Some(3),
+        "version",
     );
-    assert_eq!((e.line(), e.key()), (3, "version"), "{e}");
     assert!(
         e.to_string().starts_with("test-pdu.toml:3: key `version`"),
         "{e}"

@@ -3,13 +3,21 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
+use lava_common::ConfigError;
 use lava_power::config::Loaded;
-use lava_power::driver::PowerDriver;
+use lava_power::driver::{DriverError, OutletState, PowerDriver};
+
+pub use crate::support::tool;
+
+/// A driver's config loader (`snmp::load`, `http::load`, …).
+pub type Loader = fn(&lava_common::Source) -> Result<Loaded, ConfigError>;
 
 /// The directory of the simulators (tests/sim).
 pub fn sim_dir() -> PathBuf {
@@ -22,19 +30,6 @@ pub fn sim_dir() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-/// An executable on PATH (or in /usr/sbin), or a failed test naming the package that provides it.
-pub fn tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]);
-    for dir in dirs {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("`{name}` not found on PATH: install the Debian package `{package}`");
 }
 
 /// The test venv's python (`$LAVA_TEST_VENV`, default /work/main/build/venv), with `module`
@@ -78,6 +73,24 @@ impl Drop for Proc {
     }
 }
 
+/// Starts the simulator `script` from tests/sim with the system python3, its state or log file
+/// `file` in a fresh temp dir as the first argument, then `extra`; returns it, its port and the dir.
+pub fn spawn_sim(script: &str, file: &str, extra: &[&str]) -> (Proc, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(python3());
+    cmd.arg(sim_dir().join(script))
+        .arg(dir.path().join(file))
+        .args(extra);
+    let (proc, port) = spawn_ready(cmd);
+    (proc, port, dir)
+}
+
+/// The outlet states a simulator keeps in `state.json` in its dir.
+pub fn sim_state(dir: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(dir.join("state.json")).expect("state");
+    serde_json::from_str(&text).expect("state json")
+}
+
 /// Starts a simulator that prints `READY <port>` on stdout once it listens; returns it and the port.
 /// Its further output is drained (and echoed to the test's stderr) so it never blocks.
 pub fn spawn_ready(mut cmd: Command) -> (Proc, u16) {
@@ -108,10 +121,7 @@ pub fn spawn_ready(mut cmd: Command) -> (Proc, u16) {
 }
 
 /// Loads a driver from config text, panicking with the located error.
-pub fn load(
-    loader: fn(&lava_common::Source) -> Result<Loaded, lava_common::ConfigError>,
-    text: &str,
-) -> Arc<dyn PowerDriver> {
+pub fn load(loader: Loader, text: &str) -> Arc<dyn PowerDriver> {
     let src = lava_common::Source::from_text("test-pdu.toml", text);
     match loader(&src) {
         Ok(l) => l.driver,
@@ -119,15 +129,68 @@ pub fn load(
     }
 }
 
-/// Loads a config that must fail, returning the error text.
-pub fn load_err(
-    loader: fn(&lava_common::Source) -> Result<Loaded, lava_common::ConfigError>,
-    text: &str,
-) -> lava_common::ConfigError {
+/// Loads a config that must fail, returning the error.
+pub fn load_err(loader: Loader, text: &str) -> ConfigError {
     let src = lava_common::Source::from_text("test-pdu.toml", text);
     match loader(&src) {
         Ok(_) => panic!("config loaded but must not:\n{text}"),
         Err(e) => e,
+    }
+}
+
+/// Loads a config that must fail on `key`, at `line` when given; returns the error for more checks.
+pub fn config_error(loader: Loader, text: &str, line: Option<usize>, key: &str) -> ConfigError {
+    let e = load_err(loader, text);
+    match line {
+        Some(line) => assert_eq!((e.line(), e.key()), (line, key), "{e}"),
+        None => assert_eq!(e.key(), key, "{e}"),
+    }
+    e
+}
+
+/// What a fault is probed with: switching outlet 1 on, or reading it.
+#[derive(Debug, Clone, Copy)]
+pub enum Probe {
+    Set,
+    Get,
+}
+
+impl Probe {
+    async fn run(self, driver: &dyn PowerDriver) -> Result<(), DriverError> {
+        match self {
+            Probe::Set => driver.set("1", OutletState::On).await,
+            Probe::Get => driver.get("1").await.map(drop),
+        }
+    }
+}
+
+/// The faults every TCP driver meets alike, `config(port)` being its config for a peer on
+/// 127.0.0.1:`port`: nobody listening is Unreachable; a `peer` that accepts and never answers
+/// leaves the attempt to the timeout (no answer within `silent_for`); each of `garbage` as the
+/// answer is a BadAnswer (probed with `garbage_probe`).
+pub async fn tcp_faults(
+    loader: Loader,
+    config: impl Fn(u16) -> String,
+    peer: &str,
+    silent_for: Duration,
+    garbage: &[&'static [u8]],
+    garbage_probe: Probe,
+) {
+    let driver = load(loader, &config(closed_tcp_port()));
+    let e = Probe::Set.run(&*driver).await.expect_err("closed");
+    assert!(matches!(e, DriverError::Unreachable(_)), "{e}");
+
+    let driver = load(loader, &config(silent_tcp_peer().await));
+    let r = tokio::time::timeout(silent_for, Probe::Set.run(&*driver)).await;
+    assert!(
+        r.is_err(),
+        "a silent {peer} leaves the attempt to the timeout: {r:?}"
+    );
+
+    for &garbage in garbage {
+        let driver = load(loader, &config(garbage_tcp_peer(garbage).await));
+        let e = garbage_probe.run(&*driver).await.expect_err("garbage");
+        assert!(matches!(e, DriverError::BadAnswer(_)), "{garbage:?}: {e}");
     }
 }
 

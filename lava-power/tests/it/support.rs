@@ -10,10 +10,12 @@ use lava_power::gateway::Gateway;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// An executable on PATH, or a failed test naming the Debian package that provides it.
+/// An executable on PATH (or in /usr/sbin, /sbin), or a failed test naming the Debian package
+/// that provides it.
 pub fn tool(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
+    let dirs = std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]);
+    for dir in dirs {
         let candidate = dir.join(name);
         if candidate.is_file() {
             return candidate;
