@@ -135,7 +135,7 @@ def ensure_image(cache: Path, log) -> Image:
     # (snapshot=on), and under TCG a journal replay or the lazy-init thread costs seconds per boot.
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lava-guest", "-O", "^has_journal",
                     "-E", "lazy_itable_init=0,lazy_journal_init=0", "-d", str(root),
-                    str(tmp / "rootfs.ext4"), "1536M"], check=True)
+                    str(tmp / "rootfs.ext4"), "1536M"], check=True, stdout=subprocess.DEVNULL)
     shutil.rmtree(root)
     tmp.rename(img.dir)
     return img
