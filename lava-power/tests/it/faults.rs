@@ -4,9 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use lava_power::client::{Action, PowerClient, StateReport, StateSource};
+use lava_power::client::{Action, ActionResult, PowerClient, StateReport, StateSource};
 
 use crate::support::Lab;
+
+/// A power request that must be answered (whether it succeeded or not).
+async fn act(c: &PowerClient, outlet: &str, action: Action) -> ActionResult {
+    c.action(outlet, action, None, "test")
+        .await
+        .expect("answer")
+}
 
 #[tokio::test]
 async fn a_failing_command_is_a_failure_with_its_own_words() {
@@ -15,22 +22,15 @@ async fn a_failing_command_is_a_failure_with_its_own_words() {
         "bad",
         "driver = \"command\"\non = [\"sh\", \"-c\", \"echo port {outlet}: no such relay >&2; exit 1\"]\noff = [\"true\"]\nretries = 1\nretry_delay = \"10ms\"\n",
     );
-    let _stop = lab.serve(&cfg);
-    let c = PowerClient::instance(&lab.runtime, "bad");
-    let r = c
-        .action("3", Action::On, None, "test")
-        .await
-        .expect("answer");
+    let (_stop, c) = lab.start(&cfg).await;
+    let r = act(&c, "3", Action::On).await;
     assert!(!r.ok);
     assert_eq!(r.attempts, 2);
     let why = r.error.expect("reason");
     assert!(why.contains("exited with status 1"), "{why}");
     assert!(why.contains("port 3: no such relay"), "{why}");
     // still serving
-    let r = c
-        .action("3", Action::Off, None, "test")
-        .await
-        .expect("answer");
+    let r = act(&c, "3", Action::Off).await;
     assert!(r.ok, "{r:?}");
 }
 
@@ -53,13 +53,9 @@ async fn a_hanging_command_is_killed_with_its_children_and_the_caller_answered_i
             p = pids.display()
         ),
     );
-    let _stop = lab.serve(&cfg);
-    let c = PowerClient::instance(&lab.runtime, "hang");
+    let (_stop, c) = lab.start(&cfg).await;
     let t0 = Instant::now();
-    let r = c
-        .action("1", Action::On, None, "test")
-        .await
-        .expect("answer");
+    let r = act(&c, "1", Action::On).await;
     assert!(!r.ok);
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     assert!(
@@ -81,10 +77,7 @@ async fn a_hanging_command_is_killed_with_its_children_and_the_caller_answered_i
     for p in pids {
         assert!(!alive(p), "process {p} survived its timeout");
     }
-    let r = c
-        .action("1", Action::Off, None, "test")
-        .await
-        .expect("answer");
+    let r = act(&c, "1", Action::Off).await;
     assert!(r.ok, "{r:?}");
 }
 
@@ -95,12 +88,8 @@ async fn an_unreachable_pdu_fails_and_the_status_code_says_so() {
         "gone",
         "driver = \"command\"\non = [\"/nonexistent/relayctl\", \"{outlet}\"]\noff = [\"true\"]\nretries = 0\n",
     );
-    let _stop = lab.serve(&cfg);
-    let c = PowerClient::instance(&lab.runtime, "gone");
-    let r = c
-        .action("1", Action::On, None, "test")
-        .await
-        .expect("answer");
+    let (_stop, c) = lab.start(&cfg).await;
+    let r = act(&c, "1", Action::On).await;
     assert!(!r.ok);
     assert!(
         r.error.as_deref().unwrap_or("").contains("PDU unreachable"),
@@ -121,20 +110,14 @@ async fn status_reads_through_the_command_or_says_remembered() {
             s = state.display()
         ),
     );
-    let _stop = lab.serve(&cfg);
-    let c = PowerClient::instance(&lab.runtime, "readable");
+    let (_stop, c) = lab.start(&cfg).await;
     let s = c.status("panda01").await.expect("status");
     assert_eq!(
         (s.outlet.as_str(), s.state, s.source),
         ("2", StateReport::Off, StateSource::Read)
     );
     assert_eq!(s.name.as_deref(), Some("panda01"));
-    assert!(
-        c.action("2", Action::On, None, "t")
-            .await
-            .expect("answer")
-            .ok
-    );
+    assert!(act(&c, "2", Action::On).await.ok);
     assert_eq!(c.status("02").await.expect("status").state, StateReport::On);
     let list = c.outlets().await.expect("outlets");
     assert_eq!(list.outlets.len(), 8);
@@ -152,19 +135,13 @@ async fn status_reads_through_the_command_or_says_remembered() {
     assert!(e.to_string().contains("garbage"), "{e}");
 
     let cfg = lab.command_pdu("blind", "");
-    let _stop2 = lab.serve(&cfg);
-    let c = PowerClient::instance(&lab.runtime, "blind");
+    let (_stop2, c) = lab.start(&cfg).await;
     let s = c.status("4").await.expect("status");
     assert_eq!(
         (s.state, s.source),
         (StateReport::Unknown, StateSource::None)
     );
-    assert!(
-        c.action("4", Action::Off, None, "t")
-            .await
-            .expect("answer")
-            .ok
-    );
+    assert!(act(&c, "4", Action::Off).await.ok);
     let s = c.status("4").await.expect("status");
     assert_eq!(
         (s.state, s.source),
@@ -189,10 +166,7 @@ async fn a_missing_instance_is_a_clear_error() {
 async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     let lab = Lab::new();
     let cfg = lab.command_pdu("dup", "");
-    let stop = lab.serve(&cfg);
-    // wait until it answers
-    let c = PowerClient::instance(&lab.runtime, "dup");
-    c.health().await.expect("up");
+    let (stop, _c) = lab.start(&cfg).await;
     let e = lava_power::serve::bind_socket(&lab.runtime, "dup").expect_err("in use");
     assert!(e.to_string().contains("already serving dup"), "{e}");
     drop(stop);
@@ -208,9 +182,7 @@ async fn garbage_on_the_api_socket_gets_an_error_not_a_crash() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let lab = Lab::new();
     let cfg = lab.command_pdu("g", "");
-    let _stop = lab.serve(&cfg);
-    let c = PowerClient::instance(&lab.runtime, "g");
-    c.health().await.expect("up");
+    let (_stop, c) = lab.start(&cfg).await;
     for garbage in [
         &b"\x00\x01\x02\xff\r\n\r\n"[..],
         b"POST /v1/outlets/1/on HTTP/1.1\r\nContent-Length: 5\r\n\r\n{{{{{",

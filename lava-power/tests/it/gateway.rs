@@ -2,21 +2,25 @@
 //! codes, outlets really switched in order, HEAD never switching, JSON routes proxied, and 1000
 //! concurrent requests over 20 PDUs all answered with each PDU strictly serial.
 
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use lava_power::client::{Action, PowerClient};
-use tokio::net::TcpListener;
 
 use crate::support::{assert_serial, pdudaemon_port, tool, Lab};
 
-async fn pduclient(args: &[&str]) -> (i32, String) {
-    let bin = tool("pduclient", "pdudaemon-client");
+/// Runs a client tool off the runtime (the gateway under test runs on it).
+async fn run(name: &str, package: &str, args: &[&str]) -> Output {
+    let bin = tool(name, package);
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || Command::new(bin).args(&args).output())
+    tokio::task::spawn_blocking(move || Command::new(bin).args(&args).output())
         .await
         .expect("join")
-        .expect("run pduclient");
+        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+}
+
+async fn pduclient(args: &[&str]) -> (i32, String) {
+    let out = run("pduclient", "pdudaemon-client", args).await;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -26,25 +30,16 @@ async fn pduclient(args: &[&str]) -> (i32, String) {
 }
 
 async fn curl(args: &[&str]) -> String {
-    let bin = tool("curl", "curl");
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || Command::new(bin).args(&args).output())
-        .await
-        .expect("join")
-        .expect("run curl");
+    let out = run("curl", "curl", args).await;
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 async fn setup() -> (Lab, String, tokio::sync::oneshot::Sender<()>) {
     let lab = Lab::new();
     let cfg = lab.command_pdu("magic-hack", "reboot_delay = \"5s\"");
-    let stop = lab.serve(&cfg);
+    let (stop, _) = lab.start(&cfg).await;
     let (listener, host) = pdudaemon_port().await;
     lab.gateway(listener);
-    PowerClient::instance(&lab.runtime, "magic-hack")
-        .health()
-        .await
-        .expect("instance up");
     (lab, host, stop)
 }
 
@@ -135,18 +130,12 @@ async fn pduclient_http_switches_outlets_in_order() {
 #[tokio::test]
 async fn http_answers_are_pdudaemons_to_the_byte() {
     let lab = Lab::new();
-    let _stop = lab.serve(&lab.command_pdu("p1", ""));
+    let _stop = lab.start(&lab.command_pdu("p1", "")).await;
     let _stop2 = lab.serve(&lab.config(
         "broken",
         "driver = \"command\"\non = [\"false\"]\noff = [\"false\"]\nretries = 0\n",
     ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    lab.gateway(listener);
-    PowerClient::instance(&lab.runtime, "p1")
-        .health()
-        .await
-        .expect("up");
+    let base = format!("http://{}", lab.gateway_on_free_port().await);
     let get = |path: &str| {
         let url = format!("{base}{path}");
         async move { curl(&["-s", "-w", "|%{http_code}", &url]).await }
@@ -268,14 +257,8 @@ async fn http_answers_are_pdudaemons_to_the_byte() {
 async fn tcp_requests_end_at_newline_eof_or_a_pause_and_garbage_gets_pdudaemons_answer() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let lab = Lab::new();
-    let _stop = lab.serve(&lab.command_pdu("p1", ""));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    lab.gateway(listener);
-    PowerClient::instance(&lab.runtime, "p1")
-        .health()
-        .await
-        .expect("up");
+    let _stop = lab.start(&lab.command_pdu("p1", "")).await;
+    let addr = lab.gateway_on_free_port().await;
     async fn ask(addr: std::net::SocketAddr, req: &[u8], half_close: bool) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         s.write_all(req).await.expect("write");
@@ -304,17 +287,9 @@ async fn a_thousand_concurrent_requests_over_twenty_pdus_are_all_answered() {
     let lab = Lab::new();
     let mut stops = Vec::new();
     for i in 0..20 {
-        stops.push(lab.serve(&lab.command_pdu(&format!("pdu{i:02}"), "")));
+        stops.push(lab.start(&lab.command_pdu(&format!("pdu{i:02}"), "")).await);
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    lab.gateway(listener);
-    for i in 0..20 {
-        PowerClient::instance(&lab.runtime, &format!("pdu{i:02}"))
-            .health()
-            .await
-            .expect("up");
-    }
+    let addr = lab.gateway_on_free_port().await.to_string();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..1000u32 {
         let pdu = format!("pdu{:02}", n % 20);

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use lava_power::client::PowerClient;
 use lava_power::gateway::Gateway;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -96,6 +98,16 @@ impl Lab {
         tx
     }
 
+    /// Starts the instance `config` describes and returns, once it answers, a client of its
+    /// socket; it stops when the returned sender is dropped.
+    pub async fn start(&self, config: &Path) -> (oneshot::Sender<()>, PowerClient) {
+        let stop = self.serve(config);
+        let name = config.file_stem().expect("NAME.toml").to_string_lossy();
+        let client = PowerClient::instance(&self.runtime, &name);
+        client.health().await.expect("instance up");
+        (stop, client)
+    }
+
     /// Starts a gateway on `listener` for this lab's instances.
     pub fn gateway(&self, listener: TcpListener) {
         let gw = Gateway::new(&self.runtime);
@@ -104,6 +116,14 @@ impl Lab {
             gw,
             std::future::pending::<()>(),
         ));
+    }
+
+    /// Starts a gateway on a free loopback port; returns its address.
+    pub async fn gateway_on_free_port(&self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        self.gateway(listener);
+        addr
     }
 }
 
