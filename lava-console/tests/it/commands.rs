@@ -7,7 +7,7 @@ use crate::harness::{bin, path_env, Lab, OnPty};
 #[test]
 fn unknown_board_suggests_the_closest() {
     let lab = Lab::start();
-    let out = lab.console().arg("pand01").output().expect("run");
+    let out = lab.run(["pand01"]);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no board named `pand01`"), "{err}");
@@ -96,11 +96,7 @@ fn shlex(cmd: &str) -> Vec<String> {
 #[test]
 fn lava_dict_commands_run_as_lava_runs_them() {
     let lab = Lab::start();
-    let out = lab
-        .console()
-        .args(["--lava-dict", "panda01"])
-        .output()
-        .expect("run");
+    let out = lab.run(["--lava-dict", "panda01"]);
     assert_eq!(out.status.code(), Some(0));
     let dict = String::from_utf8_lossy(&out.stdout).into_owned();
     let value = |k: &str| {
@@ -143,11 +139,7 @@ fn lava_dict_commands_run_as_lava_runs_them() {
 #[test]
 fn lava_dict_via_pduclient() {
     let lab = Lab::start();
-    let out = lab
-        .console()
-        .args(["--lava-dict", "--lava-dict-via", "pduclient", "panda01"])
-        .output()
-        .expect("run");
+    let out = lab.run(["--lava-dict", "--lava-dict-via", "pduclient", "panda01"]);
     let dict = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         lava_console::dict::dict_value(&dict, "hard_reset_command").as_deref(),

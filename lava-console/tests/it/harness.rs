@@ -8,14 +8,16 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::openpty;
+use nix::sys::signal::{kill, Signal};
 use nix::sys::termios::{tcgetattr, Termios};
+use nix::unistd::Pid;
 
 /// Generous bound for anything the tests wait on (CI machines are slow and shared).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -273,6 +275,32 @@ power = {{ pdu = "nowhere", outlet = "1" }}
             .env("PATH", path_env());
         c
     }
+
+    /// Runs lava-console with `args` and no stdin (a scripted run) to its end.
+    pub fn run<const N: usize>(&self, args: [&str; N]) -> Output {
+        self.console()
+            .args(args)
+            .output()
+            .expect("run lava-console")
+    }
+
+    /// Starts lava-console with `args` and the given stdin, its stdout and stderr on pipes.
+    pub fn spawn_piped(&self, args: &[&str], stdin: Stdio) -> Child {
+        self.console()
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lava-console")
+    }
+
+    /// lava-console with `args` on a pty, as a person (or pexpect) attaches.
+    pub fn attach(&self, args: &[&str]) -> OnPty {
+        let mut c = self.console();
+        c.args(args);
+        OnPty::spawn(&c)
+    }
 }
 
 fn start_board(dir: &Path, protocol: &str) -> Board {
@@ -403,6 +431,12 @@ impl OnPty {
     /// Waits for the process to end.
     pub fn wait(&mut self) -> ExitStatus {
         wait_child(&mut self.child)
+    }
+
+    /// Sends the process a signal (as a closing terminal or an init system would).
+    pub fn signal(&self, signal: Signal) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        kill(Pid::from_raw(pid), signal).expect("kill");
     }
 }
 

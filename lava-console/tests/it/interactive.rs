@@ -1,22 +1,13 @@
 //! Interactive sessions, as a person or LAVA's pexpect sees them: lava-console on a pty.
 
-use std::process::Command;
+use nix::sys::signal::Signal;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-use crate::harness::{find, Lab, OnPty};
-
-fn attach(lab: &Lab, args: &[&str]) -> OnPty {
-    let mut c: Command = lab.console();
-    c.args(args);
-    OnPty::spawn(&c)
-}
+use crate::harness::{find, Lab};
 
 #[test]
 fn board_output_shows_typed_lines_reach_the_board_and_tilde_dot_restores_the_terminal() {
     let mut lab = Lab::start();
-    let mut con = attach(&lab, &["panda01"]);
+    let mut con = lab.attach(&["panda01"]);
     let before = con.initial.clone();
     con.output.expect(b"panda01 on 127.0.0.1:");
     con.output.expect(b"PandaBoard ES, test rack");
@@ -47,7 +38,7 @@ fn board_output_shows_typed_lines_reach_the_board_and_tilde_dot_restores_the_ter
 #[test]
 fn alias_attaches_and_break_escape_passes_the_next_key() {
     let lab = Lab::start();
-    let mut con = attach(&lab, &["panda-1"]);
+    let mut con = lab.attach(&["panda-1"]);
     con.output.expect(b"panda01 on");
     con.send(b"~Bh");
     con.output.expect(b"BREAK sent");
@@ -67,7 +58,7 @@ fn alias_attaches_and_break_escape_passes_the_next_key() {
 #[test]
 fn every_byte_from_the_board_arrives_intact_with_escapes_off() {
     let mut lab = Lab::start();
-    let mut con = attach(&lab, &["-e", "none", "panda01"]);
+    let mut con = lab.attach(&["-e", "none", "panda01"]);
     let before = con.initial.clone();
     con.output.expect(b"no escapes");
     let all: Vec<u8> = (0..=255u8).collect();
@@ -87,7 +78,7 @@ fn every_byte_from_the_board_arrives_intact_with_escapes_off() {
     // With escapes off, ~. is data.
     con.send(b"\r~.\r");
     lab.board.input.expect(b"\r~.\r");
-    kill(Pid::from_raw(con.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    con.signal(Signal::SIGTERM);
     let status = con.wait();
     assert_eq!(status.code(), Some(128 + 15), "SIGTERM ends the session");
     assert_eq!(con.termios(), before, "terminal restored after SIGTERM");
@@ -96,11 +87,11 @@ fn every_byte_from_the_board_arrives_intact_with_escapes_off() {
 #[test]
 fn sighup_restores_the_terminal() {
     let lab = Lab::start();
-    let mut con = attach(&lab, &["panda01"]);
+    let mut con = lab.attach(&["panda01"]);
     let before = con.initial.clone();
     con.output.expect(b"panda01 on");
     assert_ne!(con.termios(), before, "raw mode is on during the session");
-    kill(Pid::from_raw(con.child.id() as i32), Signal::SIGHUP).expect("SIGHUP");
+    con.signal(Signal::SIGHUP);
     assert_eq!(con.wait().code(), Some(128 + 1));
     assert_eq!(con.termios(), before);
 }
@@ -108,7 +99,7 @@ fn sighup_restores_the_terminal() {
 #[test]
 fn lost_connection_ends_the_session_and_restores_the_terminal() {
     let mut lab = Lab::start();
-    let mut con = attach(&lab, &["panda01"]);
+    let mut con = lab.attach(&["panda01"]);
     let before = con.initial.clone();
     con.output.expect(b"panda01 on");
     let _ = lab.board.service.0.kill();
@@ -126,7 +117,7 @@ fn lost_connection_ends_the_session_and_restores_the_terminal() {
 #[test]
 fn adapter_gone_is_shown_and_the_session_stays() {
     let mut lab = Lab::start();
-    let mut con = attach(&lab, &["panda01"]);
+    let mut con = lab.attach(&["panda01"]);
     con.output.expect(b"panda01 on");
     // Unplug: close every handle on the pty master; lava-serial sees the device hang up.
     lab.board.unplug();
@@ -142,7 +133,7 @@ fn adapter_gone_is_shown_and_the_session_stays() {
 #[test]
 fn hardreset_escape_powers_the_board_and_reports_in_the_session() {
     let lab = Lab::start();
-    let mut con = attach(&lab, &["panda01"]);
+    let mut con = lab.attach(&["panda01"]);
     con.output.expect(b"panda01 on");
     con.send(b"~$hardreset\r");
     con.output
@@ -163,14 +154,14 @@ fn hardreset_escape_powers_the_board_and_reports_in_the_session() {
 #[test]
 fn spy_cannot_write() {
     let lab = Lab::start();
-    let mut spy = attach(&lab, &["--spy", "panda01"]);
+    let mut spy = lab.attach(&["--spy", "panda01"]);
     spy.output.expect(b"read-only");
     spy.send(b"reboot\r");
     spy.output.expect(b"keys are not sent");
     spy.send(b"~.");
     assert_eq!(spy.wait().code(), Some(0));
     // A writer afterwards: its line arrives, the spy's never did.
-    let mut w = attach(&lab, &["panda01"]);
+    let mut w = lab.attach(&["panda01"]);
     w.output.expect(b"panda01 on");
     w.send(b"marker\r~.");
     lab.board.input.expect(b"marker\r");
@@ -181,13 +172,13 @@ fn spy_cannot_write() {
 #[test]
 fn raw_protocol_board_relays_bytes_untouched() {
     let mut lab = Lab::start_with("raw");
-    let mut con = attach(&lab, &["-e", "none", "panda01"]);
+    let mut con = lab.attach(&["-e", "none", "panda01"]);
     con.output.expect(b"panda01 on");
     lab.board.say(b"\xff\xfb\x01raw\r\n");
     con.output.expect(b"\xff\xfb\x01raw\r\n");
     con.send(b"\xff\xff");
     lab.board.input.expect(b"\xff\xff");
-    kill(Pid::from_raw(con.child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    con.signal(Signal::SIGTERM);
     con.wait();
     assert_eq!(lab.board.input.bytes(), b"\xff\xff", "raw: no IAC doubling");
 }

@@ -7,14 +7,7 @@ use crate::harness::{wait_child, Lab};
 
 /// Runs lava-console with `input` on a pipe while the board answers `help` with `answer`.
 fn pipe_session(lab: &mut Lab, args: &[&str], input: &[u8], answer: &[u8]) -> std::process::Output {
-    let mut child = lab
-        .console()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lava-console");
+    let mut child = lab.spawn_piped(args, Stdio::piped());
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(input).expect("write stdin");
     drop(stdin);
@@ -46,23 +39,11 @@ fn printf_help_is_a_clean_pipe() {
 fn notices_go_to_stderr_in_a_pipe() {
     let mut lab = Lab::start();
     // A second writer joins while a scripted session runs: lava-serial announces it in-band.
-    let mut child = lab
-        .console()
-        .args(["--linger", "2s", "panda01"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = lab.spawn_piped(&["--linger", "2s", "panda01"], Stdio::piped());
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"first\n").expect("write");
     lab.board.input.expect(b"first\n");
-    let second = lab
-        .console()
-        .args(["--name", "bob@desk", "panda01"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("second writer");
+    let second = lab.run(["--name", "bob@desk", "panda01"]);
     assert_eq!(second.status.code(), Some(0));
     lab.board.say(b"after\r\n");
     drop(stdin);
@@ -82,23 +63,11 @@ fn notices_go_to_stderr_in_a_pipe() {
 #[test]
 fn peer_close_ends_a_pipe_session() {
     let mut lab = Lab::start();
-    let mut child = lab
-        .console()
-        .args(["--linger", "60s", "panda01"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = lab.spawn_piped(&["--linger", "60s", "panda01"], Stdio::null());
     // The session is up once lava-serial counts it: a second client sees it in its banner.
     let mut seen = String::new();
     for _ in 0..100 {
-        let probe = lab
-            .console()
-            .args(["--spy", "--linger", "0s", "panda01"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("probe");
+        let probe = lab.run(["--spy", "--linger", "0s", "panda01"]);
         seen = String::from_utf8_lossy(&probe.stderr).into_owned();
         if seen.contains("1 other attached") {
             break;
@@ -134,29 +103,15 @@ fn replay_shows_the_last_lines() {
     // The board prints before anyone attaches; lava-serial keeps it in its scrollback.
     lab.board.say(b"line1\r\nline2\r\nline3\r\n");
     // Wait until lava-serial has read it: an --replay all session shows it.
-    let all = lab
-        .console()
-        .args(["--replay", "all", "--linger", "0s", "panda01"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("replay all");
-    let mut tries = 0;
-    let mut all = all;
-    while !String::from_utf8_lossy(&all.stdout).contains("line3") && tries < 50 {
-        tries += 1;
-        all = lab
-            .console()
-            .args(["--replay", "all", "--linger", "0s", "panda01"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("replay all");
+    let replay_all = || lab.run(["--replay", "all", "--linger", "0s", "panda01"]);
+    let mut all = replay_all();
+    for _ in 0..50 {
+        if String::from_utf8_lossy(&all.stdout).contains("line3") {
+            break;
+        }
+        all = replay_all();
     }
     assert_eq!(all.stdout, b"line1\r\nline2\r\nline3\r\n");
-    let two = lab
-        .console()
-        .args(["--replay", "2", "--linger", "0s", "panda01"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("replay 2");
+    let two = lab.run(["--replay", "2", "--linger", "0s", "panda01"]);
     assert_eq!(two.stdout, b"line2\r\nline3\r\n");
 }

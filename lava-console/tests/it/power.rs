@@ -7,11 +7,7 @@ use crate::harness::Lab;
 #[test]
 fn hardreset_switches_off_then_on_and_says_so() {
     let lab = Lab::start();
-    let out = lab
-        .console()
-        .args(["--hardreset", "panda01"])
-        .output()
-        .expect("run");
+    let out = lab.run(["--hardreset", "panda01"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -31,7 +27,7 @@ fn hardreset_switches_off_then_on_and_says_so() {
 fn on_off_status() {
     let lab = Lab::start();
     let run = |verb: &str| {
-        let out = lab.console().args([verb, "panda-1"]).output().expect("run");
+        let out = lab.run([verb, "panda-1"]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -50,11 +46,7 @@ fn on_off_status() {
 #[test]
 fn failing_pdu_exits_non_zero_with_the_reason() {
     let lab = Lab::start();
-    let out = lab
-        .console()
-        .args(["--hardreset", "bad01"])
-        .output()
-        .expect("run");
+    let out = lab.run(["--hardreset", "bad01"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad01: hardreset FAILED"), "{err}");
