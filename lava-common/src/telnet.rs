@@ -747,6 +747,16 @@ impl TelnetClient {
         out.extend_from_slice(&[IAC, BRK]);
     }
 
+    /// Asks up front for what a console client wants: BINARY both ways, and the server to echo and
+    /// suppress go-ahead. Sent in the client's first write, the server knows the line is 8-bit
+    /// before it sends any data (so no CR NUL reaches an 8-bit client), with no round trip to wait.
+    pub fn open(&mut self, out: &mut Vec<u8>) {
+        self.t.request(false, BINARY, out);
+        self.t.request(true, BINARY, out);
+        self.t.request(false, SGA, out);
+        self.t.request(false, ECHO, out);
+    }
+
     /// Offers RFC 2217 as pyserial does (WILL COM-PORT and DO COM-PORT), so port commands can follow.
     pub fn request_com_port(&mut self, out: &mut Vec<u8>) {
         self.t.accept_us |= bit(COM_PORT);
@@ -1321,6 +1331,31 @@ mod tests {
             to_a = rb;
         }
         assert!(a.server_binary() && a.client_binary() && b.server_binary());
+    }
+
+    /// A console client that asks for 8-bit in its first write while the server's greeting is on
+    /// its way (the requests cross): both ends settle on BINARY both ways without a loop, and the
+    /// server already sends 8-bit once it has read the client's first write.
+    #[test]
+    fn client_open_crossing_the_greeting_settles_8_bit() {
+        let mut s = TelnetServer::new();
+        let mut c = TelnetClient::new();
+        let (mut greeting, mut open) = (Vec::new(), Vec::new());
+        s.greeting(&mut greeting);
+        c.open(&mut open);
+        let mut hello = b"LAVA-SERIAL/1 replay=all\r\n".to_vec();
+        hello.extend_from_slice(&open);
+        let (data, to_client, _) = srv(&mut s, &hello);
+        assert_eq!(data, b"LAVA-SERIAL/1 replay=all\r\n");
+        assert!(s.server_binary() && s.client_binary());
+        let mut wire = Vec::new();
+        s.encode_data(b"a\rb", &mut wire);
+        assert_eq!(wire, b"a\rb", "8-bit before the client's answer arrives");
+        let (_, to_server, _) = cli(&mut c, &greeting);
+        assert!(c.server_binary() && c.client_binary() && c.server_echoes());
+        let (_, more, _) = cli(&mut c, &to_client);
+        let (_, back, _) = srv(&mut s, &[to_server, more].concat());
+        assert!(back.is_empty(), "no answer to an answer: {back:?}");
     }
 
     /// A peer that refuses every request: the refusals are answers, so the server says nothing

@@ -234,24 +234,18 @@ pub async fn attach(target: &Target, opts: SessionOptions) -> anyhow::Result<End
     let mut first = Vec::new();
     let mut welcome = None;
     if target.lava_serial {
-        // Telnet: answer the server's greeting before the hello, so BINARY is agreed both ways
-        // before the answer line and the board's first bytes are sent (lava-serial looks for the
-        // hello in the decoded data, so negotiation may come first).
-        let early = match negotiate(&mut rd, &mut wr, &mut wire).await {
-            Ok(d) => d,
-            Err(Greeting::Io(e)) => {
-                return Err(e).with_context(|| format!("{}: reading {endpoint}", target.label))
-            }
-            Err(_) => bail!(
-                "{}: {endpoint} closed the connection before answering",
-                target.label
-            ),
-        };
-        let line = hello::hello_line(opts.spy, opts.replay, &opts.client_name);
-        wr.write_all(line.as_bytes())
+        // The hello and (telnet) our request for 8-bit go in the first write, before anything is
+        // read: lava-serial takes a hello only at the start of a client's first bytes, and with
+        // BINARY asked up front it sends the answer line and the board's bytes 8-bit clean.
+        let mut first_write =
+            hello::hello_line(opts.spy, opts.replay, &opts.client_name).into_bytes();
+        if let Wire::Telnet(t) = &mut wire {
+            t.open(&mut first_write);
+        }
+        wr.write_all(&first_write)
             .await
             .with_context(|| format!("{}: writing to {endpoint}", target.label))?;
-        match greet(&mut rd, &mut wr, &mut wire, opts.replay, early).await {
+        match greet(&mut rd, &mut wr, &mut wire, opts.replay, Vec::new()).await {
             Ok((w, rest)) => {
                 welcome = Some(w);
                 first = rest;
@@ -478,31 +472,6 @@ async fn greet(
         rest = shown;
     }
     Ok((welcome, rest))
-}
-
-/// How long a telnet server gets to send its option negotiation before the hello goes anyway.
-const NEGOTIATION_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Reads the telnet server's opening negotiation and answers it, until BINARY is on both ways
-/// (or a short timeout: a server that negotiates nothing). Returns any data that came with it.
-async fn negotiate(
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
-    wire: &mut Wire,
-) -> Result<Vec<u8>, Greeting> {
-    let mut data = Vec::new();
-    let deadline = Instant::now() + NEGOTIATION_TIMEOUT;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        match wire {
-            Wire::Raw => return Ok(data),
-            Wire::Telnet(t) if t.server_binary() && t.client_binary() => return Ok(data),
-            Wire::Telnet(_) => {}
-        }
-        if !read_more(rd, wr, wire, &mut buf, deadline, &mut data).await? || !data.is_empty() {
-            return Ok(data);
-        }
-    }
 }
 
 /// One read during the greeting, decoded into `into`; `false` when the deadline passed.

@@ -138,6 +138,11 @@ impl Client {
                 Ok(Ok(0)) | Ok(Err(_)) => return false,
                 Ok(Ok(n)) => {
                     self.decode(&buf[..n]);
+                    if first.is_empty() && self.data.is_empty() {
+                        // Telnet negotiation and no data: a plain client answering our greeting
+                        // (a hello is the start of a client's first write), so no more holding.
+                        break Start::Plain;
+                    }
                     first.append(&mut self.data);
                 }
             }

@@ -102,3 +102,28 @@ fn telnet_clients_may_send_a_hello_too() {
     pty.write(b"hi");
     c.read_until_contains(b"hi");
 }
+
+/// A client whose first bytes are telnet negotiation only (Debian's telnet answering the greeting,
+/// pyserial) is a plain client at once: its output is not held for a hello, and a hello-looking
+/// line it types later is board input. How soon such a client gets its first byte is measured in
+/// bench/serial.sh (Debian telnet's attach time).
+#[test]
+fn negotiation_first_makes_a_plain_client_at_once() {
+    const IAC: u8 = 255;
+    const DO: u8 = 253;
+    const WONT: u8 = 252;
+    const TIMING_MARK: u8 = 6;
+    let pty = Pty::new();
+    let server = Server::start(config(&pty.slave_path, Protocol::Telnet));
+    let mut c = Conn::connect(server.addr);
+    // An option the server refuses, so its answer proves it has read this negotiation-only write.
+    c.send(&[IAC, DO, TIMING_MARK]);
+    c.read_until_contains(&[IAC, WONT, TIMING_MARK]);
+    c.send(b"LAVA-SERIAL/1 readonly\r\n");
+    let got = pty.read_contains(b"LAVA-SERIAL/1 readonly");
+    assert!(contains(&got, b"LAVA-SERIAL/1 readonly"), "{got:?}");
+    assert!(
+        !contains(&c.got, b"LAVA-SERIAL/1 OK"),
+        "no answer line for a plain client"
+    );
+}
