@@ -50,7 +50,7 @@ pub fn route(board: &Board, settings: &PowerSettings) -> Result<PowerRoute, NoPo
         .power
         .as_ref()
         .ok_or_else(|| NoPower(board.name.clone()))?;
-    let socket = settings.runtime_dir().join(format!("{}.sock", power.pdu));
+    let socket = lava_power::serve::socket_path(settings.runtime_dir(), &power.pdu);
     let client = if socket.exists() {
         PowerClient::instance(settings.runtime_dir(), &power.pdu)
     } else {
@@ -118,7 +118,7 @@ pub async fn run(route: &PowerRoute, verb: Verb, client_name: &str) -> Outcome {
                         }
                     ),
                 },
-                Err(e) => failed(route, verb, &e),
+                Err(e) => failed(route, verb, &what, &e),
             };
         }
     };
@@ -152,19 +152,14 @@ pub async fn run(route: &PowerRoute, verb: Verb, client_name: &str) -> Outcome {
                 r.error.as_deref().unwrap_or("the PDU gave no reason")
             ),
         },
-        Err(e) => failed(route, verb, &e),
+        Err(e) => failed(route, verb, &what, &e),
     }
 }
 
-fn failed(route: &PowerRoute, verb: Verb, e: &ClientError) -> Outcome {
+/// A request that got no result: `what` names the PDU outlet.
+fn failed(route: &PowerRoute, verb: Verb, what: &str, e: &ClientError) -> Outcome {
     Outcome {
         ok: false,
-        line: format!(
-            "{}: {} FAILED (PDU {} outlet {}): {e}",
-            route.board,
-            verb.word(),
-            route.pdu,
-            route.outlet
-        ),
+        line: format!("{}: {} FAILED ({what}): {e}", route.board, verb.word()),
     }
 }

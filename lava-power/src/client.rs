@@ -78,7 +78,7 @@ impl PowerClient {
     pub fn instance(runtime_dir: &Path, pdu: &str) -> PowerClient {
         PowerClient {
             target: Target::Instance {
-                socket: runtime_dir.join(format!("{pdu}.sock")),
+                socket: crate::serve::socket_path(runtime_dir, pdu),
             },
             pdu: pdu.to_owned(),
             timeout: DEFAULT_TIMEOUT,

@@ -49,7 +49,7 @@ impl Gateway {
 
     fn socket(&self, pdu: &str) -> Option<PathBuf> {
         valid_pdu_name(pdu).ok()?;
-        let path = self.runtime_dir.join(format!("{pdu}.sock"));
+        let path = crate::serve::socket_path(&self.runtime_dir, pdu);
         path.exists().then_some(path)
     }
 }

@@ -26,7 +26,8 @@ pub enum ServeError {
     },
 }
 
-/// The socket path of an instance.
+/// The socket path of an instance, `RUNTIME_DIR/PDU.sock`: named here only, for the instance, its
+/// clients, the gateway and lava-console.
 pub fn socket_path(runtime_dir: &Path, pdu: &str) -> PathBuf {
     runtime_dir.join(format!("{pdu}.sock"))
 }
