@@ -173,7 +173,8 @@ class Guest:
                "-device", "virtio-serial-pci",
                "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
                "-virtfs", f"local,path={self.share},mount_tag=host0,security_model=none,readonly=on",
-               "-device", "qemu-xhci,id=xhci",
+               # A fixed PCI slot: the adapters' udev ID_PATH is pci-0000:00:08.0-usb-0:PORT:1.0.
+               "-device", "qemu-xhci,id=xhci,addr=0x8,p2=8,p3=8",
                "-serial", f"file:{self.dir / 'console.log'}",
                "-qmp", f"unix:{self.dir / 'qmp.sock'},server=on,wait=off"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -193,13 +194,15 @@ class Guest:
     def run(self, script: str, **kw):
         return self.agent.run(script, **kw)
 
-    def plug(self, dev_id: str, serial: str, board_sock: Path) -> None:
-        """Adds an emulated FTDI adapter whose wire is the host's listening socket board_sock."""
+    def plug(self, dev_id: str, serial: str, board_sock: Path, port: str = None) -> None:
+        """Adds an emulated FTDI adapter whose wire is the host's listening socket board_sock,
+        on the given xhci port when given (its udev ID_PATH then is known in advance)."""
         self.qmp.cmd("chardev-add", id=f"c-{dev_id}", backend={
             "type": "socket", "data": {"addr": {"type": "unix", "data": {"path": str(board_sock)}},
                                        "server": False}})
+        where = {"port": port} if port else {}
         self.qmp.cmd("device_add", driver="usb-serial", id=dev_id, chardev=f"c-{dev_id}",
-                     serial=serial, bus="xhci.0")
+                     serial=serial, bus="xhci.0", **where)
 
     def unplug(self, dev_id: str, timeout: float = 10) -> None:
         """Removes an adapter and its chardev (waits for the guest to let go of it)."""
