@@ -97,6 +97,22 @@ fn remembered(pdu: &Pdu, outlet: &str) -> (StateReport, StateSource) {
     }
 }
 
+/// An outlet's state: read through the queue when the driver can read, else as remembered. A
+/// failed read is the caller's to judge (the list falls back to memory, one outlet's GET fails).
+async fn current(
+    pdu: &Pdu,
+    outlet: &str,
+    peer: &str,
+) -> Result<(StateReport, StateSource), (String, Ending)> {
+    if !pdu.can_read() {
+        return Ok(remembered(pdu, outlet));
+    }
+    match pdu.read(outlet, peer).await {
+        ReadOutcome::Read(s) => Ok((s.into(), StateSource::Read)),
+        ReadOutcome::Failed { error, ending } => Err((error, ending)),
+    }
+}
+
 async fn outlets(pdu: &Pdu, peer: &str) -> OutletList {
     let mut ids = pdu.common().known_outlets();
     // Outlets switched through this instance, even if unnamed and uncounted.
@@ -107,14 +123,9 @@ async fn outlets(pdu: &Pdu, peer: &str) -> OutletList {
     }
     let mut entries = Vec::with_capacity(ids.len());
     for outlet in ids {
-        let (state, source) = if pdu.can_read() {
-            match pdu.read(&outlet, peer).await {
-                ReadOutcome::Read(s) => (s.into(), StateSource::Read),
-                ReadOutcome::Failed { .. } => remembered(pdu, &outlet),
-            }
-        } else {
-            remembered(pdu, &outlet)
-        };
+        let (state, source) = current(pdu, &outlet, peer)
+            .await
+            .unwrap_or_else(|_| remembered(pdu, &outlet));
         entries.push(OutletEntry {
             name: pdu.common().outlets.get(&outlet).cloned(),
             outlet,
@@ -133,16 +144,12 @@ async fn status(pdu: &Pdu, outlet: &str, peer: &str) -> Response {
         Ok(o) => o,
         Err(e) => return Response::error(404, e),
     };
-    let (state, source) = if pdu.can_read() {
-        match pdu.read(&outlet, peer).await {
-            ReadOutcome::Read(s) => (s.into(), StateSource::Read),
-            ReadOutcome::Failed { error, ending } => {
-                let code = if ending == Ending::Deadline { 504 } else { 502 };
-                return Response::error(code, format!("reading outlet {outlet} failed: {error}"));
-            }
+    let (state, source) = match current(pdu, &outlet, peer).await {
+        Ok(s) => s,
+        Err((error, ending)) => {
+            let code = if ending == Ending::Deadline { 504 } else { 502 };
+            return Response::error(code, format!("reading outlet {outlet} failed: {error}"));
         }
-    } else {
-        remembered(pdu, &outlet)
     };
     Response::json(
         200,
