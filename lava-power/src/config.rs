@@ -225,29 +225,17 @@ pub(crate) fn key_span(
     table: std::ops::Range<usize>,
     key: &str,
 ) -> std::ops::Range<usize> {
+    // `key = …`, the key bare or quoted.
+    let assigns = |text: &str| {
+        text.split_once('=')
+            .is_some_and(|(k, _)| k.trim().trim_matches(['"', '\'']) == key)
+    };
     let start = table.start.min(src.text.len());
     let mut offset = start;
     for line in src.text[start..].split_inclusive('\n') {
-        let k = line
-            .split('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches(['"', '\'']);
-        if line.contains('=') && k == key {
+        // A line of its own, or one entry of an inline table: `outlets = { "3" = "x" }`.
+        if assigns(line) || line.split([',', '{']).any(assigns) {
             return offset..offset + line.len();
-        }
-        // inline tables: `outlets = { "3" = "x" }`
-        for part in line.split([',', '{']) {
-            let k = part
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches(['"', '\'']);
-            if part.contains('=') && k == key {
-                return offset..offset + line.len();
-            }
         }
         offset += line.len();
     }

@@ -189,10 +189,15 @@ pub fn outlet_state(screen: &str) -> Option<OutletState> {
         .lines()
         .rev()
         .find(|l| l.trim_start().starts_with("State") && l.contains(':'))?;
-    let value = line.split_once(':')?.1.trim().to_ascii_uppercase();
-    if value.starts_with("ON") {
+    state_word(line.split_once(':')?.1)
+}
+
+/// `On`, `OFF`, `on*` (any case, anything after) as a state.
+fn state_word(text: &str) -> Option<OutletState> {
+    let word = text.trim().to_ascii_lowercase();
+    if word.starts_with("on") {
         Some(OutletState::On)
-    } else if value.starts_with("OFF") {
+    } else if word.starts_with("off") {
         Some(OutletState::Off)
     } else {
         None
@@ -463,16 +468,7 @@ impl Session {
                     .lines()
                     .map(str::trim)
                     .filter(|l| l.starts_with(&prefix))
-                    .find_map(|l| {
-                        let state = l.rsplit(':').next()?.trim().to_ascii_lowercase();
-                        if state.starts_with("on") {
-                            Some(OutletState::On)
-                        } else if state.starts_with("off") {
-                            Some(OutletState::Off)
-                        } else {
-                            None
-                        }
-                    })
+                    .find_map(|l| state_word(l.rsplit(':').next()?))
                     .ok_or_else(|| {
                         DriverError::BadAnswer(format!(
                             "olStatus {outlet} did not give a state{}",
