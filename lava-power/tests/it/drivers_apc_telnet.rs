@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use lava_power::driver::{DriverError, OutletState};
+use lava_power::driver::OutletState;
 use lava_power::drivers::apc_telnet;
 
-use crate::drivers_support::{config_error, load, spawn_sim, tcp_faults, Probe, Proc};
+use crate::drivers_support::{
+    assert_refused, config_error, load, spawn_sim, tcp_faults, Probe, Proc,
+};
 use crate::support::read_log;
 
 struct Console {
@@ -108,10 +110,7 @@ async fn command_line_firmware() {
         .set("30", OutletState::On)
         .await
         .expect_err("24 outlets");
-    assert!(
-        matches!(&e, DriverError::Refused(m) if m.contains("E102")),
-        "{e}"
-    );
+    assert_refused(&e, &["E102"]);
     let actions = pdu.actions();
     assert_eq!(
         actions
@@ -135,20 +134,14 @@ async fn refusals() {
         .set("1", OutletState::Off)
         .await
         .expect_err("bad password");
-    assert!(
-        matches!(&e, DriverError::Refused(m) if m.contains("login")),
-        "{e}"
-    );
+    assert_refused(&e, &["login"]);
 
     let driver = load(apc_telnet::load, &pdu.config(""));
     let e = driver
         .set("9", OutletState::Off)
         .await
         .expect_err("8 outlets");
-    assert!(
-        matches!(&e, DriverError::Refused(m) if m.contains("no outlet 9")),
-        "{e}"
-    );
+    assert_refused(&e, &["no outlet 9"]);
     assert!(
         !pdu.actions().iter().any(|l| l.starts_with("outlet ")),
         "nothing switched"

@@ -11,7 +11,9 @@ use std::time::Duration;
 use lava_power::driver::{DriverError, OutletState};
 use lava_power::drivers::snmp;
 
-use crate::drivers_support::{config_error, load, python3, sim_dir, sim_state, tool, Proc};
+use crate::drivers_support::{
+    assert_refused, config_error, load, python3, sim_dir, sim_state, tool, Proc,
+};
 
 /// A running snmpd serving the simulated PDU.
 struct Snmpd {
@@ -314,10 +316,7 @@ async fn agent_errors_are_refusals_with_their_names() {
         &agent.config("driver = \"apc-snmp\"\ncommunity = \"private\"\n"),
     );
     let e = apc.set("30", OutletState::On).await.expect_err("outlet 30");
-    assert!(
-        matches!(&e, DriverError::Refused(m) if m.contains("noSuchName")),
-        "{e}"
-    );
+    assert_refused(&e, &["noSuchName"]);
     // v2c GET of a missing instance.
     let v2 = load(
         snmp::load,
@@ -326,10 +325,7 @@ async fn agent_errors_are_refusals_with_their_names() {
         ),
     );
     let e = v2.get("30").await.expect_err("outlet 30");
-    assert!(
-        matches!(&e, DriverError::Refused(m) if m.contains("noSuchInstance")),
-        "{e}"
-    );
+    assert_refused(&e, &["noSuchInstance"]);
     // Writing a read-only status column.
     let ro = load(
         snmp::load,
@@ -339,10 +335,7 @@ async fn agent_errors_are_refusals_with_their_names() {
         ),
     );
     let e = ro.set("3", OutletState::On).await.expect_err("read-only");
-    assert!(
-        matches!(&e, DriverError::Refused(m) if m.contains("notWritable")),
-        "{e}"
-    );
+    assert_refused(&e, &["notWritable"]);
     // A read-only community cannot SET (v2c: noAccess / authorizationError / notWritable).
     let readonly = load(
         snmp::load,

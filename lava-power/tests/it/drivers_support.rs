@@ -148,6 +148,14 @@ pub fn config_error(loader: Loader, text: &str, line: Option<usize>, key: &str) 
     e
 }
 
+/// The driver refused, in words that contain each of `words` (the PDU's own reason).
+pub fn assert_refused(e: &DriverError, words: &[&str]) {
+    assert!(
+        matches!(e, DriverError::Refused(m) if words.iter().all(|w| m.contains(w))),
+        "{e}"
+    );
+}
+
 /// What a fault is probed with: switching outlet 1 on, or reading it.
 #[derive(Debug, Clone, Copy)]
 pub enum Probe {

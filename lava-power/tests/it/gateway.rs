@@ -43,24 +43,24 @@ async fn setup() -> (Lab, String, tokio::sync::oneshot::Sender<()>) {
     (lab, host, stop)
 }
 
+/// pduclient asking for `command` on outlet `port` of `pdu` (then `extra` flags, e.g. `--delay 1`)
+/// by way of `via`: `--daemon HOST`, with `-H` in front for its HTTP protocol.
+async fn ask(via: &[&str], pdu: &str, port: &str, command: &str, extra: &[&str]) -> (i32, String) {
+    let request = ["--hostname", pdu, "--port", port, "--command", command];
+    pduclient(&[via, &request[..], extra].concat()).await
+}
+
 #[tokio::test]
 async fn pduclient_tcp_switches_outlets_in_order() {
     let (lab, host, _stop) = setup().await;
-    let d = ["--daemon", &host, "--hostname", "magic-hack"];
-    let (code, out) = pduclient(&[&d[..], &["--port", "3", "--command", "on"]].concat()).await;
+    let via = ["--daemon", host.as_str()];
+    let (code, out) = ask(&via, "magic-hack", "3", "on", &[]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Command sent successfully."), "{out}");
-    let (code, out) = pduclient(&[&d[..], &["--port", "04", "--command", "off"]].concat()).await;
+    let (code, out) = ask(&via, "magic-hack", "04", "off", &[]).await;
     assert_eq!(code, 0, "{out}");
     let t0 = std::time::Instant::now();
-    let (code, out) = pduclient(
-        &[
-            &d[..],
-            &["--port", "3", "--command", "reboot", "--delay", "1"],
-        ]
-        .concat(),
-    )
-    .await;
+    let (code, out) = ask(&via, "magic-hack", "3", "reboot", &["--delay", "1"]).await;
     assert_eq!(code, 0, "{out}");
     let took = t0.elapsed();
     assert!(
@@ -72,17 +72,7 @@ async fn pduclient_tcp_switches_outlets_in_order() {
         ["3 on", "4 off", "3 off", "3 on"]
     );
 
-    let (code, out) = pduclient(&[
-        "--daemon",
-        &host,
-        "--hostname",
-        "nope",
-        "--port",
-        "3",
-        "--command",
-        "on",
-    ])
-    .await;
+    let (code, out) = ask(&via, "nope", "3", "on", &[]).await;
     assert_eq!(code, 127, "{out}");
     assert!(out.contains("replied: nack"), "{out}");
     assert_eq!(lab.switched("magic-hack").len(), 4);
@@ -91,39 +81,21 @@ async fn pduclient_tcp_switches_outlets_in_order() {
 #[tokio::test]
 async fn pduclient_http_switches_outlets_in_order() {
     let (lab, host, _stop) = setup().await;
-    let d = ["-H", "--daemon", &host, "--hostname", "magic-hack"];
-    let (code, out) = pduclient(&[&d[..], &["--port", "5", "--command", "on"]].concat()).await;
+    let via = ["-H", "--daemon", host.as_str()];
+    let (code, out) = ask(&via, "magic-hack", "5", "on", &[]).await;
     assert_eq!(
         code, 0,
         "{out} (pduclient -H needs the Debian package python3-requests)"
     );
-    let (code, out) = pduclient(
-        &[
-            &d[..],
-            &["--port", "5", "--command", "reboot", "--delay", "1"],
-        ]
-        .concat(),
-    )
-    .await;
+    let (code, out) = ask(&via, "magic-hack", "5", "reboot", &["--delay", "1"]).await;
     assert_eq!(code, 0, "{out}");
-    let (code, out) = pduclient(&[&d[..], &["--port", "6", "--command", "off"]].concat()).await;
+    let (code, out) = ask(&via, "magic-hack", "6", "off", &[]).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         lab.switched("magic-hack"),
         ["5 on", "5 off", "5 on", "6 off"]
     );
-    let (code, out) = pduclient(&[
-        "-H",
-        "--daemon",
-        &host,
-        "--hostname",
-        "nope",
-        "--port",
-        "3",
-        "--command",
-        "on",
-    ])
-    .await;
+    let (code, out) = ask(&via, "nope", "3", "on", &[]).await;
     assert_eq!(code, 127, "{out}");
 }
 
