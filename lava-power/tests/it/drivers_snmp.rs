@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use lava_power::driver::{DriverError, OutletState};
+use lava_power::driver::{DriverError, OutletState, PowerDriver};
 use lava_power::drivers::snmp;
 
 use crate::drivers_support::{
@@ -375,18 +376,23 @@ async fn unreachable_agent() {
     assert!(matches!(e, DriverError::Unreachable(_)), "{e}");
 }
 
-#[tokio::test]
-async fn silent_agent_is_left_to_the_timeout_and_resent_once() {
+/// A UDP socket the test answers from as it likes, and an `apc-snmp` driver (with `extra` keys)
+/// aimed at it.
+async fn fake_agent(extra: &str) -> (tokio::net::UdpSocket, Arc<dyn PowerDriver>) {
     let peer = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = peer.local_addr().expect("addr").port();
     let driver = load(
         snmp::load,
-        &format!(
-            "driver = \"apc-snmp\"\nhost = \"127.0.0.1\"\nport = {port}\ntimeout = \"400ms\"\n"
-        ),
+        &format!("driver = \"apc-snmp\"\nhost = \"127.0.0.1\"\nport = {port}\n{extra}"),
     );
+    (peer, driver)
+}
+
+#[tokio::test]
+async fn silent_agent_is_left_to_the_timeout_and_resent_once() {
+    let (peer, driver) = fake_agent("timeout = \"400ms\"\n").await;
     let attempt = tokio::time::timeout(
         Duration::from_millis(1500),
         driver.set("1", OutletState::On),
@@ -414,14 +420,7 @@ async fn silent_agent_is_left_to_the_timeout_and_resent_once() {
 
 #[tokio::test]
 async fn garbage_and_stray_answers() {
-    let peer = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = peer.local_addr().expect("addr").port();
-    let driver = load(
-        snmp::load,
-        &format!("driver = \"apc-snmp\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
-    );
+    let (peer, driver) = fake_agent("").await;
     // Garbage → a bad answer.
     let agent = async {
         let mut buf = [0u8; 1500];

@@ -108,9 +108,14 @@ async fn http_answers_are_pdudaemons_to_the_byte() {
         "driver = \"command\"\non = [\"false\"]\noff = [\"false\"]\nretries = 0\n",
     ));
     let base = format!("http://{}", lab.gateway_on_free_port().await);
+    // The body, then `|` and the status code.
     let get = |path: &str| {
         let url = format!("{base}{path}");
         async move { curl(&["-s", "-w", "|%{http_code}", &url]).await }
+    };
+    let post = |path: &str| {
+        let url = format!("{base}{path}");
+        async move { curl(&["-s", "-X", "POST", "-w", "|%{http_code}", &url]).await }
     };
     assert_eq!(
         get("/power/control/on?hostname=p1&port=1").await,
@@ -165,51 +170,21 @@ async fn http_answers_are_pdudaemons_to_the_byte() {
         pdus.contains(r#"{"pdu":"p1","ok":true,"driver":"command","queued":0}"#),
         "{pdus}"
     );
-    let r = curl(&[
-        "-s",
-        "-X",
-        "POST",
-        "-w",
-        "|%{http_code}",
-        &format!("{base}/v1/pdus/p1/outlets/7/reboot?delay=10ms"),
-    ])
-    .await;
+    let r = post("/v1/pdus/p1/outlets/7/reboot?delay=10ms").await;
     assert!(
         r.starts_with(r#"{"ok":true,"pdu":"p1","outlet":"7","action":"reboot","attempts":2,"#),
         "{r}"
     );
     assert!(r.ends_with("|200"), "{r}");
-    let r = curl(&[
-        "-s",
-        "-X",
-        "POST",
-        "-w",
-        "|%{http_code}",
-        &format!("{base}/v1/pdus/broken/outlets/7/on"),
-    ])
-    .await;
+    let r = post("/v1/pdus/broken/outlets/7/on").await;
     assert!(r.contains(r#""ok":false"#) && r.ends_with("|502"), "{r}");
-    let r = curl(&[
-        "-s",
-        "-w",
-        "|%{http_code}",
-        &format!("{base}/v1/pdus/nope/health"),
-    ])
-    .await;
+    let r = get("/v1/pdus/nope/health").await;
     assert!(
         r.starts_with(r#"{"ok":false,"error":"no lava-power instance named nope on "#)
             && r.ends_with("|404"),
         "{r}"
     );
-    let r = curl(&[
-        "-s",
-        "-X",
-        "POST",
-        "-w",
-        "|%{http_code}",
-        &format!("{base}/v1/pdus/p1/outlets/7/explode"),
-    ])
-    .await;
+    let r = post("/v1/pdus/p1/outlets/7/explode").await;
     assert!(r.ends_with("|400"), "{r}");
 
     // Through the client library, as lava-console on another host would.
