@@ -64,71 +64,78 @@ impl Escaper {
         };
         for &b in input {
             match self.state {
+                State::LineStart if b == esc => self.state = State::Escape,
                 State::LineStart | State::Normal => {
-                    if self.state == State::LineStart && b == esc {
-                        self.state = State::Escape;
-                        continue;
-                    }
                     push_send(out, &[b]);
                     self.state = after(b);
                 }
-                State::Escape => match b {
-                    b'.' => {
-                        out.push(Action::Quit);
-                        self.state = State::LineStart;
-                    }
-                    b'?' => {
-                        out.push(Action::Help);
-                        self.state = State::LineStart;
-                    }
-                    b'B' | b'b' => {
-                        out.push(Action::Break);
-                        // The key after a BREAK is the sysrq key: it goes to the board as is.
-                        self.state = State::Normal;
-                    }
-                    b'$' => {
-                        self.word.clear();
-                        out.push(Action::Echo(vec![esc, b'$']));
-                        self.state = State::Word;
-                    }
-                    _ if b == esc => {
-                        push_send(out, &[esc]);
-                        self.state = State::Normal;
-                    }
-                    _ => {
-                        // Not an escape after all: both keys go to the board, as ssh does.
-                        push_send(out, &[esc, b]);
-                        self.state = after(b);
-                    }
-                },
-                State::Word => match b {
-                    b'\r' | b'\n' => {
-                        let word = String::from_utf8_lossy(&self.word).trim().to_owned();
-                        self.word.clear();
-                        out.push(Action::Echo(b"\r\n".to_vec()));
-                        if !word.is_empty() {
-                            out.push(Action::Command(word));
-                        }
-                        self.state = State::LineStart;
-                    }
-                    // Backspace / DEL: rub out one character.
-                    0x7f | 0x08 if !self.word.is_empty() => {
-                        self.word.pop();
-                        out.push(Action::Echo(b"\x08 \x08".to_vec()));
-                    }
-                    // ^C, ^U, ESC: abandon the command.
-                    0x03 | 0x15 | 0x1b => {
-                        self.word.clear();
-                        out.push(Action::Echo(b" [cancelled]\r\n".to_vec()));
-                        self.state = State::LineStart;
-                    }
-                    _ if (0x20..0x7f).contains(&b) && self.word.len() < MAX_WORD => {
-                        self.word.push(b);
-                        out.push(Action::Echo(vec![b]));
-                    }
-                    _ => {}
-                },
+                State::Escape => self.escape_key(esc, b, out),
+                State::Word => self.word_key(b, out),
             }
+        }
+    }
+
+    /// The key after the escape character at line start.
+    fn escape_key(&mut self, esc: u8, b: u8, out: &mut Vec<Action>) {
+        self.state = match b {
+            b'.' => {
+                out.push(Action::Quit);
+                State::LineStart
+            }
+            b'?' => {
+                out.push(Action::Help);
+                State::LineStart
+            }
+            b'B' | b'b' => {
+                out.push(Action::Break);
+                // The key after a BREAK is the sysrq key: it goes to the board as is.
+                State::Normal
+            }
+            b'$' => {
+                self.word.clear();
+                out.push(Action::Echo(vec![esc, b'$']));
+                State::Word
+            }
+            _ if b == esc => {
+                push_send(out, &[esc]);
+                State::Normal
+            }
+            _ => {
+                // Not an escape after all: both keys go to the board, as ssh does.
+                push_send(out, &[esc, b]);
+                after(b)
+            }
+        };
+    }
+
+    /// A key while typing the word of a `~$` command.
+    fn word_key(&mut self, b: u8, out: &mut Vec<Action>) {
+        match b {
+            b'\r' | b'\n' => {
+                let word = String::from_utf8_lossy(&self.word).trim().to_owned();
+                self.word.clear();
+                out.push(Action::Echo(b"\r\n".to_vec()));
+                if !word.is_empty() {
+                    out.push(Action::Command(word));
+                }
+                self.state = State::LineStart;
+            }
+            // Backspace / DEL: rub out one character.
+            0x7f | 0x08 if !self.word.is_empty() => {
+                self.word.pop();
+                out.push(Action::Echo(b"\x08 \x08".to_vec()));
+            }
+            // ^C, ^U, ESC: abandon the command.
+            0x03 | 0x15 | 0x1b => {
+                self.word.clear();
+                out.push(Action::Echo(b" [cancelled]\r\n".to_vec()));
+                self.state = State::LineStart;
+            }
+            _ if (0x20..0x7f).contains(&b) && self.word.len() < MAX_WORD => {
+                self.word.push(b);
+                out.push(Action::Echo(vec![b]));
+            }
+            _ => {}
         }
     }
 }
