@@ -113,19 +113,17 @@ pub fn parse_answer(line: &str) -> Result<Welcome, AnswerError> {
                 w.who = v
                     .split(',')
                     .filter(|p| !p.is_empty())
-                    .map(|p| match p.rsplit_once(':') {
-                        Some((name, "rw")) => Peer {
+                    .map(|p| {
+                        // `name:rw` / `name:ro`; a bare name is taken as a writer.
+                        let (name, writer) = match p.rsplit_once(':') {
+                            Some((name, "rw")) => (name, true),
+                            Some((name, "ro")) => (name, false),
+                            _ => (p, true),
+                        };
+                        Peer {
                             name: name.to_owned(),
-                            writer: true,
-                        },
-                        Some((name, "ro")) => Peer {
-                            name: name.to_owned(),
-                            writer: false,
-                        },
-                        _ => Peer {
-                            name: p.to_owned(),
-                            writer: true,
-                        },
+                            writer,
+                        }
                     })
                     .collect()
             }
