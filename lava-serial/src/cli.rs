@@ -20,7 +20,7 @@ use crate::watch::Identity;
     about = "Serve a board's serial console on TCP: many clients, a console log, and an adapter that may come and go",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  lava-serial panda01                               serve a board of /etc/lava/boards.toml\n  lava-serial --device /dev/ttyUSB0 --port 7001     serve one device, no registry\n  lava-serial demo                                  a simulated board on port 7001\n  lava-serial check                                 validate the registry"
+    after_help = "Examples:\n  lava-serial panda01                               serve a board of /etc/lava/boards.toml\n  lava-serial --device /dev/ttyUSB0 --port 7001     serve one device, no registry\n  lava-serial demo                                  a simulated board on port 7001\n  lava-serial check                                 validate the registry\n  lava-serial list-local                            the boards this host serves"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -89,6 +89,14 @@ pub enum Cmd {
     /// List the USB serial adapters plugged in now, with their identity and board.
     Adapters {
         /// The registry file.
+        #[arg(long, value_name = "FILE")]
+        boards: Option<PathBuf>,
+    },
+    /// Print the name of every board this host serves, one per line (for the boot-time
+    /// generator): its adapter is plugged here and it is not a terminal server's `console`. No
+    /// registry at the default path is an empty list; a registry in error exits 2.
+    ListLocal {
+        /// The registry file (default: $LAVA_BOARDS, else /etc/lava/boards.toml).
         #[arg(long, value_name = "FILE")]
         boards: Option<PathBuf>,
     },
@@ -207,6 +215,21 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             print!("{}", crate::udev::format_adapters(&list));
             Ok(ExitCode::SUCCESS)
         }
+        Some(Cmd::ListLocal { boards }) => {
+            let path = registry::resolve_path(boards.as_deref());
+            let reg = match Registry::load(&path) {
+                Ok(r) => r,
+                // A fresh install: no registry yet, nothing to serve.
+                Err(lava_common::ConfigError::Read { source, .. })
+                    if boards.is_none() && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            print!("{}", local_boards(&reg, &registry::this_host()));
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Cmd::Check { file }) => {
             let path = registry::resolve_path(file.as_deref());
             let reg = Registry::load(&path)?;
@@ -314,6 +337,16 @@ pub async fn serve(cfg: PortConfig, listen: Listen) -> anyhow::Result<()> {
         _ = ready => {}
     }
     Ok(())
+}
+
+/// What `list-local` prints: the boards `host` serves with lava-serial, one name a line. A board
+/// with a `console` is a terminal server's, reached directly; one without an adapter has nothing
+/// to serve.
+pub fn local_boards(reg: &Registry, host: &str) -> String {
+    reg.boards()
+        .filter(|b| b.adapter.is_some() && b.console.is_none() && b.is_on_host(host))
+        .map(|b| format!("{}\n", b.name))
+        .collect()
 }
 
 /// What `check` prints: one block per board.

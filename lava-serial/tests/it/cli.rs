@@ -1,5 +1,5 @@
 //! The binary: located config errors, a clean error for a bad port number, a port already in use,
-//! SIGTERM, `check` and `udev-identify`.
+//! SIGTERM, `check`, `udev-identify`, `list-local`, and the boot-time generator script that runs it.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -214,4 +214,172 @@ fn unknown_board_suggests_names() {
         err.contains("no board `pand01`") && err.contains("panda01"),
         "{err}"
     );
+}
+
+/// `list-local` on this registry text, as host `worker01`: (exit code, stdout, stderr).
+fn list_local(text: &str) -> (Option<i32>, String, String) {
+    let f = registry(text);
+    let out = bin()
+        .args(["list-local", "--boards"])
+        .arg(f.path())
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn list_local_prints_the_boards_this_host_serves() {
+    let (code, out, err) = list_local(
+        "# the lab\n\
+         [boards.here]\nhost = \"worker01\"\nport = 7001\nadapter = { serial = \"A1\" }\n\
+         [boards.fqdn]\nhost = \"WORKER01.lab.example\"\nport = 7002\nadapter = { serial = \"A2\" }\n\
+         [boards.anywhere]\nport = 7003\nadapter = { serial = \"A3\" } # host unset: every host\n\
+         [boards.elsewhere]\nhost = \"worker02\"\nport = 7004\nadapter = { serial = \"A4\" }\n\
+         [boards.ts]\nconsole = \"ts01.lab:7010\"\n\
+         [boards.\"quoted.name\"]\nport = 7005\n[boards.\"quoted.name\".adapter]\nserial = \"A5\"\n\
+         [boards.dotted]\nport = 7006\nadapter.serial = \"A6\"\naliases = [\n  \"d1\",\n  \"d2\",\n]\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "anywhere\ndotted\nfqdn\nhere\nquoted.name\n");
+    assert_eq!(err, "");
+}
+
+#[test]
+fn list_local_applies_the_default_host() {
+    let text = "[defaults]\nhost = \"worker02\"\n\
+                [boards.theirs]\nport = 7001\nadapter = { serial = \"A1\" }\n\
+                [boards.ours]\nhost = \"worker01\"\nport = 7002\nadapter = { serial = \"A2\" }\n";
+    let (code, out, err) = list_local(text);
+    assert_eq!((code, out.as_str()), (Some(0), "ours\n"), "{err}");
+    let f = registry(text);
+    bin()
+        .args(["list-local", "--boards"])
+        .arg(f.path())
+        .env("LAVA_HOSTNAME", "worker02.lab")
+        .assert()
+        .success()
+        .stdout("theirs\n");
+}
+
+#[test]
+fn list_local_without_a_registry_prints_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("boards.toml");
+    bin()
+        .arg("list-local")
+        .env("LAVA_BOARDS", &missing)
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    // A file named on the command line must exist: a typo is not an empty lab.
+    let out = bin()
+        .args(["list-local", "--boards"])
+        .arg(&missing)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn list_local_refuses_an_invalid_registry_with_its_location() {
+    let f = registry("[boards.b1]\nport = 7001\nadapter = { serial = \"A1\" }\nspeed = 9600\n");
+    let out = bin()
+        .arg("list-local")
+        .env("LAVA_BOARDS", f.path())
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing listed");
+    let located = format!("{}:4: key `boards.b1.speed`", f.path().display());
+    assert!(err.contains(&located), "expected `{located}` in {err}");
+}
+
+/// Runs the boot-time generator script on `text` as host `worker01` with the built binary; returns
+/// the names in `lava-serial.target.wants` (each checked to link to the template) and its stderr.
+fn generate(text: &str) -> (Vec<String>, String) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../systemd/lava-serial-generator"
+    );
+    let f = registry(text);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = dir.path().join("lava-serial@.service");
+    std::fs::write(&unit, "[Service]\n").expect("template");
+    let normal = dir.path().join("normal");
+    let (early, late) = (dir.path().join("early"), dir.path().join("late"));
+    for d in [&normal, &early, &late] {
+        std::fs::create_dir(d).expect("output dir");
+    }
+    let out = Command::new("sh")
+        .arg(script)
+        .args([&normal, &early, &late])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LAVA_SERIAL", env!("CARGO_BIN_EXE_lava-serial"))
+        .env("LAVA_SERIAL_UNIT", &unit)
+        .env("LAVA_BOARDS", f.path())
+        .env("LAVA_HOSTNAME", "worker01")
+        .output()
+        .expect("runs sh");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "a generator never fails: {err}");
+    for d in [&early, &late] {
+        let n = std::fs::read_dir(d).expect("read").count();
+        assert_eq!(n, 0, "{} written to", d.display());
+    }
+    let wants = normal.join("lava-serial.target.wants");
+    let mut names = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&wants) {
+        for e in entries {
+            let e = e.expect("entry");
+            let target = std::fs::read_link(e.path()).expect("a symlink");
+            assert_eq!(target, unit, "{:?} links elsewhere", e.file_name());
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    (names, err)
+}
+
+#[test]
+fn the_generator_wants_an_instance_for_every_local_board() {
+    let (names, err) = generate(
+        "[defaults]\nhost = \"worker01\"\n\
+         [boards.\"panda-01\"]\nport = 7001\nadapter = { serial = \"A1\" }\n\
+         [boards.beagle_02]\nport = 7002\n[boards.beagle_02.adapter]\nserial = \"A2\"\n\
+         [boards.far]\nhost = \"worker02\"\nport = 7003\nadapter = { serial = \"A3\" }\n\
+         [boards.ts]\nconsole = \"ts01.lab:7010\"\n",
+    );
+    assert_eq!(
+        names,
+        [
+            "lava-serial@beagle_02.service",
+            "lava-serial@panda-01.service"
+        ],
+        "{err}"
+    );
+    assert_eq!(err, "");
+}
+
+#[test]
+fn the_generator_makes_nothing_for_an_invalid_registry_and_says_why() {
+    let (names, err) = generate(
+        "[boards.b1]\nport = 7001\nadapter = { serial = \"A1\" }\n\n[boards.b2]\nport = 7001\nadapter = { serial = \"A2\" }\n",
+    );
+    assert!(names.is_empty(), "{names:?}");
+    assert!(
+        err.starts_with("lava-serial-generator: ")
+            && err.contains(":6: key `boards.b2.port`")
+            && err.contains("already used by board `b1`"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one log record: {err}");
 }
