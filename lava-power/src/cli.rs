@@ -136,23 +136,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(serve(&name, loaded, &rt_dir, listen.as_deref()))
         }
         Cmd::Gateway { listen } => {
+            // Before the runtime or logging start a thread: this edits the environment.
+            let activated = crate::activation::take_listeners();
             lava_common::logging::init("lava-power", "info");
-            runtime()?.block_on(async {
-                let listener = tokio::net::TcpListener::bind(&listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                tracing::info!(listen = %listen, runtime_dir = %rt_dir.display(), "gateway serving");
-                lava_common::notify::ready(&format!("gateway on {listen}"));
-                tokio::spawn(lava_common::notify::watchdog_task());
-                crate::gateway::serve(
-                    listener,
-                    crate::gateway::Gateway::new(&rt_dir),
-                    lava_common::shutdown::signal(),
-                )
-                .await;
-                lava_common::notify::stopping();
-                Ok(())
-            })
+            let activated = activated.context("cannot take the sockets systemd passed")?;
+            runtime()?.block_on(gateway(&listen, activated, &rt_dir))
         }
         Cmd::On(t) => runtime()?.block_on(action(&rt_dir, t, Action::On)),
         Cmd::Off(t) => runtime()?.block_on(action(&rt_dir, t, Action::Off)),
@@ -162,6 +150,54 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Check { files } => check(&files),
         Cmd::ImportPdudaemon { file, out } => crate::import::run(&file, out.as_deref()),
     }
+}
+
+/// Serves the gateway on the sockets systemd passed (socket activation), or else on `--listen`.
+async fn gateway(
+    listen: &str,
+    activated: Option<Vec<std::net::TcpListener>>,
+    rt_dir: &Path,
+) -> anyhow::Result<()> {
+    let mut listeners = Vec::new();
+    match activated {
+        Some(passed) => {
+            for l in passed {
+                let l = tokio::net::TcpListener::from_std(l)
+                    .context("cannot serve a socket systemd passed")?;
+                let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                tracing::info!(listen = %addr, "serving a socket systemd passed");
+                listeners.push(l);
+            }
+        }
+        None => listeners.push(
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?,
+        ),
+    }
+    let addrs: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    let addrs = addrs.join(" ");
+    tracing::info!(listen = %addrs, runtime_dir = %rt_dir.display(), "gateway serving");
+    lava_common::notify::ready(&format!("gateway on {addrs}"));
+    tokio::spawn(lava_common::notify::watchdog_task());
+    let gw = crate::gateway::Gateway::new(rt_dir);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for l in listeners {
+        let mut stopped = stopped.clone();
+        servers.spawn(crate::gateway::serve(l, gw.clone(), async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+    }
+    lava_common::shutdown::signal().await;
+    let _ = stop.send(true);
+    while servers.join_next().await.is_some() {}
+    lava_common::notify::stopping();
+    Ok(())
 }
 
 async fn serve(

@@ -1,6 +1,7 @@
 //! lava-power: one PDU per instance behind one small API, with a queue per PDU, real drivers, and a
 //! gateway that speaks pdudaemon's protocols.
 
+pub mod activation;
 pub mod api;
 pub mod cli;
 pub mod client;

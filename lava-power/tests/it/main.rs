@@ -2,6 +2,7 @@
 //! faults with real processes, the instance API and the gateway against real clients (pduclient,
 //! curl), the command line (assert_cmd), and each driver against its real peer.
 
+mod activation;
 mod cli;
 mod faults;
 mod gateway;
