@@ -1149,7 +1149,7 @@ mod tests {
     fn oversized_subnegotiation_is_dropped_and_bounded() {
         let (mut s, _) = com_pair();
         let mut input = vec![IAC, SB, COM_PORT, 0];
-        input.extend(std::iter::repeat(b'A').take(10_000));
+        input.extend(std::iter::repeat_n(b'A', 10_000));
         s.receive(&input, &mut Vec::new(), &mut Vec::new(), &mut Vec::new());
         assert!(s.t.sb.capacity() <= 2 * MAX_SUBNEGOTIATION);
         // Terminate it: dropped whole, the stream goes on.
@@ -1158,7 +1158,7 @@ mod tests {
         assert_eq!(d, b"ok");
         // A signature of exactly what fits is kept.
         let mut input = vec![IAC, SB, COM_PORT, 0];
-        input.extend(std::iter::repeat(b'B').take(MAX_SUBNEGOTIATION - 2));
+        input.extend(std::iter::repeat_n(b'B', MAX_SUBNEGOTIATION - 2));
         input.extend([IAC, SE]);
         assert_eq!(
             srv(&mut s, &input).2,

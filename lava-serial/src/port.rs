@@ -482,7 +482,7 @@ impl Owner {
         d.unreported += w.data.len() as u64;
         let due = d
             .last_notice
-            .map_or(true, |t| t.elapsed() >= DROPPED_NOTICE_EVERY);
+            .is_none_or(|t| t.elapsed() >= DROPPED_NOTICE_EVERY);
         if due {
             let n = std::mem::take(&mut d.unreported);
             d.last_notice = Some(std::time::Instant::now());
