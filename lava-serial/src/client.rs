@@ -414,40 +414,24 @@ impl Client {
                 };
                 flow_code(self.line(op).await?.settings.flow)
             }
-            4..=6 => {
+            // BREAK, DTR and RTS: a query code, then the "on" and "off" codes.
+            4..=12 => {
+                type Switch = (u8, fn(bool) -> LineOp, fn(&LineState) -> bool);
+                let (query, op, get): Switch = match v {
+                    4..=6 => (4, LineOp::Break, |s| s.break_on),
+                    7..=9 => (7, LineOp::Dtr, |s| s.dtr),
+                    _ => (10, LineOp::Rts, |s| s.rts),
+                };
+                let (on, off) = (query + 1, query + 2);
                 let op = match v {
-                    5 => change(LineOp::Break(true)),
-                    6 => change(LineOp::Break(false)),
+                    x if x == on => change(op(true)),
+                    x if x == off => change(op(false)),
                     _ => LineOp::Query,
                 };
-                if self.line(op).await?.break_on {
-                    5
+                if get(&self.line(op).await?) {
+                    on
                 } else {
-                    6
-                }
-            }
-            7..=9 => {
-                let op = match v {
-                    8 => change(LineOp::Dtr(true)),
-                    9 => change(LineOp::Dtr(false)),
-                    _ => LineOp::Query,
-                };
-                if self.line(op).await?.dtr {
-                    8
-                } else {
-                    9
-                }
-            }
-            10..=12 => {
-                let op = match v {
-                    11 => change(LineOp::Rts(true)),
-                    12 => change(LineOp::Rts(false)),
-                    _ => LineOp::Query,
-                };
-                if self.line(op).await?.rts {
-                    11
-                } else {
-                    12
+                    off
                 }
             }
             // Inbound flow control follows the outbound setting on a Linux tty: 14 = none.

@@ -386,12 +386,11 @@ impl Owner {
                     None => break None,
                 },
                 c = self.control.recv() => match c {
-                    Some(Control::Line { id, op: LineOp::SendBreak, reply }) => {
+                    Some(Control::Line { op: LineOp::SendBreak, reply, .. }) => {
                         if self.set_break(dev, true) {
                             break_timer.as_mut().reset(tokio::time::Instant::now() + BREAK_LENGTH);
                             break_pending = true;
                         }
-                        let _ = id;
                         let _ = reply.send(self.state(Some(dev)));
                     }
                     Some(c) => self.handle_control(Some(dev), c),

@@ -88,6 +88,16 @@ impl Pty {
     }
 }
 
+/// A read that found nothing yet (the socket's read timeout), as opposed to a broken connection.
+fn nothing_yet(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -202,16 +212,7 @@ impl Conn {
                 self.got.extend_from_slice(&buf[..n]);
                 true
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                false
-            }
+            Err(e) if nothing_yet(&e) => false,
             Err(e) => panic!("client read: {e}"),
         }
     }
@@ -244,13 +245,7 @@ impl Conn {
             match self.s.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(n) => self.got.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if nothing_yet(&e) => {}
                 Err(_) => return true,
             }
         }
