@@ -245,7 +245,7 @@ pub async fn attach(target: &Target, opts: SessionOptions) -> anyhow::Result<End
         wr.write_all(&first_write)
             .await
             .with_context(|| format!("{}: writing to {endpoint}", target.label))?;
-        match greet(&mut rd, &mut wr, &mut wire, opts.replay, Vec::new()).await {
+        match greet(&mut rd, &mut wr, &mut wire, opts.replay).await {
             Ok((w, rest)) => {
                 welcome = Some(w);
                 first = rest;
@@ -437,8 +437,8 @@ async fn greet(
     wr: &mut OwnedWriteHalf,
     wire: &mut Wire,
     replay: Option<Replay>,
-    mut pending: Vec<u8>,
 ) -> Result<(Welcome, Vec<u8>), Greeting> {
+    let mut pending = Vec::new();
     let deadline = Instant::now() + HELLO_TIMEOUT;
     let mut buf = vec![0u8; 16 * 1024];
     let tag = hello::TAG.as_bytes();
